@@ -1,0 +1,54 @@
+# The two commands of the contract: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 4
+
+.PHONY: run test lint format bench cluster cluster-stop clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+## run: serve the site on http://127.0.0.1:8000 (SQLite, in-process channel layer by default)
+run: $(VENV)/.installed
+	CHATSITE_DEV=1 $(BIN)/python manage.py migrate --noinput
+	CHATSITE_DEV=1 $(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+
+## test: the whole suite (real Redis, PostgreSQL, nginx and Chromium where available)
+test: $(VENV)/.installed-dev
+	CHATSITE_DEV=1 $(BIN)/pytest $(TESTS)
+
+## lint: ruff and mypy
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	CHATSITE_DEV=1 $(BIN)/mypy rooms/services.py rooms/protocol.py rooms/fanout.py rooms/presence.py rooms/ratelimit.py rooms/selectors.py
+
+## bench: the standard load scenarios; writes docs/performance.md
+bench: $(VENV)/.installed-dev
+	CHATSITE_DEV=1 $(BIN)/python -m bench.run
+
+## cluster: WORKERS daphne workers behind nginx on http://127.0.0.1:8080 (PostgreSQL + Redis)
+cluster: $(VENV)/.installed-dev
+	$(BIN)/python -m deploy.cluster start --workers $(WORKERS)
+
+cluster-stop:
+	$(BIN)/python -m deploy.cluster stop
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) db.sqlite3* test-db.sqlite3* staticfiles artifacts

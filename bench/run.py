@@ -1,0 +1,681 @@
+"""The standard load scenarios (`make bench`); writes docs/performance.md and its plot.
+
+    python -m bench.run                    # every scenario, full size (under five minutes)
+    python -m bench.run --scale 0.2        # a fifth of the clients, loads and idle sockets
+    python -m bench.run --only one-worker,idle
+    python -m bench.run --report-only      # re-render the docs from bench/results/latest.json
+
+Scenarios (each starts its own workers on a fresh database and a fresh Redis prefix):
+
+- one-worker:    1 daphne worker (SQLite, in-process layer), 1,000 clients in 10 rooms,
+                 offered load stepped up to find the highest clean load, then 10,000/s held.
+- two-core / two-pubsub: 2 workers (PostgreSQL, Redis; CHATSITE_CHANNEL_LAYER core or pubsub),
+                 behind nginx when deploy/ provides it, else addressed directly.
+- idle:          as many idle sockets as fit (target 5,000) on one worker: RSS per socket.
+- profile:       one worker under pyinstrument at a saturating load: where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .loadgen import ConnectReport, LoadGenerator, StepResult
+from .report import source_line
+from .server import (
+    DEFAULT_REDIS_URL,
+    POSTGRES_ADMIN_URL,
+    ROOT,
+    Deployment,
+    NginxDeployment,
+    nginx_available,
+)
+from .site import Browser, sign_up_owner_with_rooms
+from .stats import percentile, rss_of
+
+RESULTS = ROOT / "bench" / "results"
+OWNER_PASSWORD = "bench-owner-password-1234"
+STEP_SECONDS = 5.0
+DRAIN_SECONDS = 3.0
+HOLD_SECONDS = 10.0  # scenario (b): 10,000/s held this long
+# `make bench` must finish within five minutes; optional scenarios give way past this.
+TIME_BUDGET_SECONDS = 275.0
+
+
+@dataclass
+class ScenarioResult:
+    key: str
+    title: str
+    setup: str
+    clients: int
+    rooms: int
+    workers: int
+    target: str = ""
+    connect: dict[str, Any] = field(default_factory=dict)
+    join_seconds: float = 0.0
+    join_failed: dict[str, int] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    hold: dict[str, Any] | None = None
+    rss_idle_bytes: list[int] = field(default_factory=list)
+    rss_connected_bytes: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def highest_clean(self) -> float:
+        clean = [s["offered"] for s in self.steps if s["clean"]]
+        return max(clean, default=0.0)
+
+
+def step_record(result: StepResult, cdf_points: int = 400) -> dict[str, Any]:
+    """A step as plain data; the latency distribution is kept as a few hundred quantiles."""
+    data = dataclasses.asdict(result)
+    data.pop("latencies_ms")
+    ms = result.latencies_ms
+    data["cdf"] = [percentile(ms, q / cdf_points) for q in range(1, cdf_points + 1)] if ms else []
+    data["clean"] = result.clean
+    data["loss_percent"] = result.loss_percent
+    data["other_cpu_percent"] = result.other_cpu_percent
+    return data
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def describe_step(s: StepResult) -> str:
+    server = s.server.cpu_percent if s.server else []
+    return (
+        f"{s.name}: offered {s.offered:,.0f}/s delivered {s.delivered_per_s:,.0f}/s "
+        f"lost {s.lost}/{s.expected} p50 {s.p50_ms:.1f} p99 {s.p99_ms:.1f} max {s.max_ms:.1f} ms "
+        f"server CPU {[round(c) for c in server]}% other {s.other_cpu_percent:.0f}% "
+        f"{'clean' if s.clean else 'NOT clean'}"
+    )
+
+
+# --- building blocks ----------------------------------------------------------------------------
+
+
+def make_rooms(site: Any, count: int, prefix: str = "room") -> tuple[list[str], str]:
+    """Sign the owner up over HTTP and create the rooms with POST /rooms/new/."""
+    return sign_up_owner_with_rooms(site.http_urls[0], count, prefix, OWNER_PASSWORD)
+
+
+def http_signups(site: Any, count: int) -> list[str]:
+    """Sign `count` users up over HTTP, as browsers do (each costs one password hash)."""
+    keys = []
+    for i in range(count):
+        browser = Browser(site.http_urls[i % len(site.http_urls)])
+        keys.append(browser.signup(f"web{i}", OWNER_PASSWORD))
+    return keys
+
+
+async def run_load(
+    key: str,
+    title: str,
+    site_factory: Any,
+    *,
+    clients: int,
+    rooms: int,
+    loads: Sequence[float],
+    hold: float | None,
+    processes: int,
+    setup: str,
+    target: str = "",
+    http_users: int = 5,
+    profile: Path | None = None,
+) -> ScenarioResult:
+    """Start the site, connect `clients` sockets in `rooms` rooms, step the offered load."""
+    started = time.monotonic()
+    result = ScenarioResult(key, title, setup, clients, rooms, 0, target)
+    try:
+        with site_factory() as site:
+            result.workers = len(site.worker_pids)
+            slugs, owner_key = make_rooms(site, rooms)
+            keys = http_signups(site, min(http_users, clients))
+            site.track_sessions([owner_key, *keys])
+            seeded = site.seed_users("u", clients - len(keys))
+            keys += [k for _, k in seeded]
+            result.rss_idle_bytes = rss_of(site.worker_pids)
+            log(f"{key}: {len(site.worker_pids)} worker(s) at {site.ws_urls}; connecting {clients}")
+            async with LoadGenerator(
+                site.ws_urls,
+                processes=processes,
+                server_pids=site.worker_pids,
+                proxy_pids=site.proxy_pids,
+                redis_url=getattr(site, "redis_url", None),
+            ) as load:
+                room_of = [slugs[i * rooms // clients] for i in range(clients)]
+                connect = await load.connect(load.plan(keys, room_of))
+                result.connect = dataclasses.asdict(connect)
+                log(f"{key}: {_connect_line(connect)}")
+                joined = await load.join()
+                result.join_seconds = joined["seconds"]
+                result.join_failed = joined["failed"]
+                result.rss_connected_bytes = rss_of(site.worker_pids)
+                log(f"{key}: joined in {joined['seconds']:.1f}s, rooms {joined['rooms']}")
+                if profile is not None:
+                    result.extra["profile_window"] = [time.time()]
+                unclean_in_a_row = 0
+                for offered in loads:
+                    step = await load.step(
+                        f"{offered:,.0f}/s", offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS
+                    )
+                    log(f"{key}: {describe_step(step)}")
+                    if step.redis_restarted:
+                        # Someone else restarted the shared Redis: keep the record, measure again.
+                        result.extra.setdefault("redis_restarts", []).append(step_record(step))
+                        log(f"{key}: Redis restarted during the step (not by the bench); again")
+                        await load.settle(quiet=1.0, limit=10)
+                        step = await load.step(
+                            f"{offered:,.0f}/s", offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS
+                        )
+                        log(f"{key}: {describe_step(step)}")
+                    result.steps.append(step_record(step))
+                    unclean_in_a_row = 0 if step.clean else unclean_in_a_row + 1
+                    # Past saturation more load only tells the same story, slower.
+                    saturated = step.delivered_per_s < 0.95 * step.offered
+                    if unclean_in_a_row >= 2 or (not step.clean and saturated):
+                        break
+                    await load.settle(quiet=0.3, limit=5)
+                if profile is not None:
+                    result.extra["profile_window"].append(time.time())
+                if hold is not None:
+                    await load.settle(quiet=0.3, limit=10)
+                    step = await load.step(
+                        f"{hold:,.0f}/s held", hold, duration=HOLD_SECONDS, drain=DRAIN_SECONDS
+                    )
+                    log(f"{key}: {describe_step(step)}")
+                    result.hold = step_record(step)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        log(f"{key}: FAILED: {result.error}")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _connect_line(c: ConnectReport) -> str:
+    return (
+        f"{c.opened}/{c.requested} sockets in {c.seconds:.1f}s "
+        f"(handshake+hello p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms), failed {c.failed}"
+    )
+
+
+async def run_idle(
+    target: int, processes: int, time_budget: float, env: dict[str, str], server: str = "daphne"
+) -> ScenarioResult:
+    """Open idle sockets in batches until `target` (or failures, or the time budget)."""
+    started = time.monotonic()
+    per_room = 100
+    rooms = max(1, target // per_room)
+    result = ScenarioResult(
+        "idle",
+        "(d) Idle sockets on one worker",
+        f"1 {server} worker, SQLite, in-process layer",
+        target,
+        rooms,
+        1,
+        "≤ 25 KB RSS per idle socket at 5,000 idle sockets",
+    )
+    try:
+        with Deployment(workers=1, name="idle", extra_env=env, server=server) as site:
+            slugs, owner_key = make_rooms(site, rooms, prefix="lobby")
+            users = site.seed_users("idle", target, slugs)
+            async with LoadGenerator(
+                site.ws_urls, processes=processes, server_pids=site.worker_pids
+            ) as load:
+                # One warm socket first: the hub, thread pools and first-use imports are
+                # one-off costs, not per-socket ones.
+                await load.connect(load.plan([owner_key], [None]))
+                await load.settle(quiet=0.3, limit=5)
+                baseline = rss_of(site.worker_pids)[0]
+                result.rss_idle_bytes = [baseline]
+                batches: list[dict[str, Any]] = []
+                keys = [k for _, k in users]
+                batch = max(100, target // 5)
+                opened = 0
+                connect_times: list[float] = []
+                for start in range(0, len(keys), batch):
+                    if time.monotonic() - started > time_budget:
+                        result.extra["stopped"] = "time budget"
+                        break
+                    chunk = keys[start : start + batch]
+                    report = await load.connect(load.plan(chunk, [None] * len(chunk)))
+                    opened += report.opened
+                    connect_times.append(report.seconds)
+                    await load.settle(quiet=0.5, limit=15)
+                    rss = rss_of(site.worker_pids)[0]
+                    batches.append(
+                        {
+                            "sockets": opened,
+                            "rss_bytes": rss,
+                            "connect_seconds": report.seconds,
+                            "failed": report.failed,
+                            "p99_ms": report.p99_ms,
+                        }
+                    )
+                    log(
+                        f"idle: {opened} sockets, RSS {rss / 2**20:.1f} MiB, "
+                        f"{(rss - baseline) / max(opened, 1) / 1024:.1f} KiB/socket"
+                    )
+                    if report.failed:
+                        result.extra["stopped"] = f"connect failures {report.failed}"
+                        break
+                # Idle a few seconds: nothing may drop while nobody talks.
+                await asyncio.sleep(3)
+                seen = await asyncio.gather(*(h.call("collect") for h in load.handles))
+                result.extra["closed_while_idle"] = sum(sum(r["closes"].values()) for r in seen)
+                result.extra["open_after_idle"] = sum(r["open"] for r in seen) - 1
+                final = rss_of(site.worker_pids)[0]
+                result.rss_connected_bytes = [final]
+                result.extra["batches"] = batches
+                result.extra["sockets"] = opened
+                result.extra["per_socket_bytes"] = (final - baseline) / max(opened, 1)
+                result.connect = {"seconds": sum(connect_times), "opened": opened}
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        log(f"idle: FAILED: {result.error}")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def run_memory(sockets: int, env: dict[str, str]) -> ScenarioResult:
+    """One worker under tracemalloc: what `sockets` idle sockets allocate, by library."""
+    started = time.monotonic()
+    rooms = max(1, sockets // 100)
+    result = ScenarioResult(
+        "memory",
+        "Where an idle socket's memory goes",
+        "1 daphne worker under tracemalloc (`python -m bench.memtrace`), SQLite, in-process layer",
+        sockets,
+        rooms,
+        1,
+    )
+    out_dir = Path(tempfile_dir())
+    out = out_dir / "memtrace.json"
+    try:
+        with Deployment(
+            workers=1,
+            name="memory",
+            launcher=[sys.executable, "-m", "bench.memtrace"],
+            extra_env={**env, "BENCH_MEMTRACE_OUT": str(out)},
+        ) as site:
+            slugs, owner_key = make_rooms(site, rooms, prefix="lobby")
+            users = site.seed_users("mem", sockets, slugs)
+            pid = site.worker_pids[0]
+            async with LoadGenerator(site.ws_urls, processes=1, server_pids=[pid]) as load:
+                await load.connect(load.plan([owner_key], [None]))
+                await load.settle(quiet=0.3, limit=5)
+                await _memtrace_snapshot(pid, out)
+                rss0 = rss_of([pid])[0]
+                report = await load.connect(load.plan([k for _, k in users], [None] * sockets))
+                await load.settle(quiet=0.5, limit=30)
+                rss1 = rss_of([pid])[0]
+                data = await _memtrace_snapshot(pid, out)
+                # The code as it was when measured (line numbers move as the code changes).
+                data["sources"] = {line: source_line(line) for line, _ in data["by_own_line"]}
+                result.extra["memory"] = data
+                result.extra["sockets"] = report.opened
+                result.extra["rss_per_socket_bytes"] = (rss1 - rss0) / max(report.opened, 1)
+                log(
+                    f"memory: {report.opened} sockets, traced "
+                    f"{data['total'] / max(report.opened, 1) / 1000:.1f} KB per socket"
+                )
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        log(f"memory: FAILED: {result.error}")
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _memtrace_snapshot(pid: int, out: Path) -> dict[str, Any]:
+    """Ask bench.memtrace (SIGUSR1) for a snapshot and wait for the file it writes."""
+    return await asyncio.to_thread(_memtrace_snapshot_sync, pid, out, 120.0)
+
+
+def _memtrace_snapshot_sync(pid: int, out: Path, limit: float) -> dict[str, Any]:
+    out.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + limit
+    while not out.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("bench.memtrace wrote no snapshot")
+        time.sleep(0.2)
+    return dict(orjson.loads(out.read_bytes()))
+
+
+# Inclusive shares of the profile that docs/performance.md quotes: (function, file suffix).
+PROFILE_MARKERS = {
+    "deliver": ("deliver", "rooms/fanout.py"),
+    "session_send": ("send", "channels/sessions.py"),
+    "handle_reply": ("handle_reply", "daphne/server.py"),
+    "autobahn_send": ("sendMessage", "autobahn/websocket/protocol.py"),
+    "start_writing": ("startWriting", "twisted/internet/abstract.py"),
+    "do_write": ("doWrite", "twisted/internet/abstract.py"),
+    "hltype": ("hltype", "autobahn/util.py"),
+    "receive": ("receive", "rooms/consumers.py"),
+}
+
+
+def profile_shares(session: Any) -> dict[str, float]:
+    """Percent of the sampled time spent inside each PROFILE_MARKERS function."""
+    total = sum(seconds for _, seconds in session.frame_records) or 1.0
+    shares = dict.fromkeys(PROFILE_MARKERS, 0.0)
+    for stack, seconds in session.frame_records:
+        frames = {tuple(frame.split("\x00")[:2]) for frame in stack}
+        for key, (function, suffix) in PROFILE_MARKERS.items():
+            if any(f == function and path.endswith(suffix) for f, path in frames):
+                shares[key] += seconds
+    return {key: 100.0 * value / total for key, value in shares.items()}
+
+
+def render_profile(session_path: Path, window: Sequence[float]) -> tuple[str, dict[str, float]]:
+    """The pyinstrument profile of the worker, cut to the load steps: flat, tree, shares."""
+    from pyinstrument.renderers.console import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    session = Session.load(session_path)
+    t0, t1 = window[0], window[-1]
+    records = []
+    now = session.start_time
+    for stack, seconds in session.frame_records:
+        if t0 <= now <= t1:
+            records.append((stack, seconds))
+        now += seconds
+    cut = Session(
+        frame_records=records,
+        start_time=t0,
+        duration=t1 - t0,
+        min_interval=session.min_interval,
+        max_interval=session.max_interval,
+        sample_count=len(records),
+        start_call_stack=session.start_call_stack,
+        target_description="daphne worker during the load steps",
+        cpu_time=0.0,
+        sys_path=session.sys_path,
+        sys_prefixes=session.sys_prefixes,
+    )
+    flat = ConsoleRenderer(flat=True, show_all=True, time="percent_of_total", unicode=False)
+    lines = [ln for ln in flat.render(cut).splitlines() if "%" in ln]
+    tree = ConsoleRenderer(
+        show_all=True,
+        time="percent_of_total",
+        unicode=False,
+        processor_options={"filter_threshold": 0.03},
+    )
+    body = [
+        line
+        for line in tree.render(cut).splitlines()
+        if (share := re.search(r"(\d+\.\d)%", line)) and float(share.group(1)) >= 3.0
+    ]
+    text = "\n".join(lines[:20]) + "\n\n" + "\n".join(body[:50])
+    return text, profile_shares(cut)
+
+
+# --- the whole run ------------------------------------------------------------------------------
+
+
+def machine_facts() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    import psutil
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in (
+        "Django",
+        "channels",
+        "channels-redis",
+        "daphne",
+        "websockets",
+        "redis",
+        "psycopg",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[name] = md.version(name)
+    facts: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_before": os.getloadavg(),
+    }
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis.from_url(DEFAULT_REDIS_URL, socket_timeout=3)
+        facts["redis"] = client.info("server")["redis_version"]
+        client.close()
+    with contextlib.suppress(Exception):
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            facts["postgresql"] = row[0] if row else "?"
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx:
+        with contextlib.suppress(Exception):
+            out = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+            facts["nginx"] = out.stderr.strip().split("/")[-1]
+    return facts
+
+
+def scaled(values: Sequence[float], scale: float) -> list[float]:
+    return [round(v * scale) for v in values]
+
+
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    scale = args.scale
+    clients = max(20, round(1000 * scale))
+    processes = args.processes
+    only = set(args.only.split(",")) if args.only else None
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    behind_nginx = nginx_available() and not args.direct
+    one_loads = scaled([2000, 5000, 10000, 13000, 15000, 20000], scale)
+    two_loads = scaled([10000, 12500, 15000, 20000, 25000], scale)
+    scenarios: list[ScenarioResult] = []
+    started = time.monotonic()
+    env = dict(item.split("=", 1) for item in args.env)
+
+    def wanted(key: str) -> bool:
+        return only is None or key in only
+
+    if wanted("one-worker"):
+        scenarios.append(
+            await run_load(
+                "one-worker",
+                "(a, b) One worker",
+                lambda: Deployment(workers=1, name="one", extra_env=env, server=args.server),
+                clients=clients,
+                rooms=10,
+                loads=one_loads,
+                hold=round(10000 * scale),
+                processes=processes,
+                setup=f"1 {args.server} worker, SQLite, in-process channel layer (the `make run` "
+                "setup)",
+                target="highest clean load ≥ 13,000–15,000/s; at 10,000/s no loss, p99 ≤ 50 ms",
+            )
+        )
+    for layer in ("core", "pubsub"):
+        key = f"two-{layer}"
+        if not wanted(key):
+            continue
+        if behind_nginx:
+
+            def factory(layer: str = layer) -> Any:
+                return NginxDeployment(
+                    workers=2, redis_url=redis_url, layer=layer, name=layer, extra_env=env
+                )
+
+            where = "behind nginx (deploy/cluster.py, production settings)"
+        else:
+
+            def factory(layer: str = layer) -> Any:
+                return Deployment(
+                    workers=2,
+                    database="postgres",
+                    redis_url=redis_url,
+                    layer=layer,
+                    name=layer,
+                    extra_env=env,
+                )
+
+            where = "addressed directly, sockets split evenly"
+        scenarios.append(
+            await run_load(
+                key,
+                f"({'c' if layer == 'core' else 'e'}) Two workers, {layer} layer",
+                factory,
+                clients=clients,
+                rooms=10,
+                loads=two_loads,
+                hold=None,
+                processes=processes,
+                setup=f"2 daphne workers, PostgreSQL, Redis `{layer}` layer, {where}",
+                target="≥ 20,000 clean deliveries/s" if layer == "core" else "",
+            )
+        )
+    if wanted("idle"):
+        scenarios.append(
+            await run_idle(
+                max(100, round(5000 * scale)), processes, 90 * max(scale, 0.3), env, args.server
+            )
+        )
+    profile_text = ""
+    shares: dict[str, float] = {}
+    skipped: list[str] = []
+
+    def in_budget(key: str, needs: float) -> bool:
+        """The last two scenarios explain the others; they give way to the time limit."""
+        if only is not None or time.monotonic() - started + needs <= TIME_BUDGET_SECONDS:
+            return True
+        skipped.append(key)
+        log(f"{key}: skipped, the run would exceed {TIME_BUDGET_SECONDS:.0f} s")
+        return False
+
+    if wanted("memory") and in_budget("memory", 35):
+        scenarios.append(await run_memory(max(100, round(200 * scale)), env))
+    if wanted("profile") and not args.no_profile and in_budget("profile", 35):
+        out = Path(tempfile_dir()) / "worker.pyisession"
+        prof = await run_load(
+            "profile",
+            "Profile: one worker under pyinstrument",
+            lambda: Deployment(workers=1, name="profile", profile_to=out, extra_env=env),
+            clients=clients,
+            rooms=10,
+            loads=scaled([12000], scale),
+            hold=None,
+            processes=processes,
+            setup="as (a), worker 0 run under pyinstrument (slower than without it)",
+            profile=out,
+        )
+        scenarios.append(prof)
+        window = prof.extra.get("profile_window", [])
+        if out.exists() and len(window) == 2:
+            try:
+                profile_text, shares = render_profile(out, window)
+            except Exception as exc:
+                profile_text = f"(profile could not be rendered: {exc})"
+        if os.environ.get("BENCH_KEEP_PROFILE"):
+            log(f"profile session kept in {out}")
+        else:
+            shutil.rmtree(out.parent, ignore_errors=True)
+    return {
+        "machine": machine_facts(),
+        "scale": scale,
+        "processes": processes,
+        "behind_nginx": behind_nginx,
+        "seconds": time.monotonic() - started,
+        "scenarios": [
+            dataclasses.asdict(s) | {"highest_clean": s.highest_clean} for s in scenarios
+        ],
+        "skipped": skipped,
+        "profile": profile_text,
+        "profile_shares": shares,
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "env": env,
+        "server": args.server,
+    }
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="chatsite-profile-")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="clients, loads and idle sockets")
+    parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument(
+        "--only", default="", help="one-worker,two-core,two-pubsub,idle,memory,profile"
+    )
+    parser.add_argument("--direct", action="store_true", help="two workers without nginx")
+    parser.add_argument(
+        "--server",
+        choices=["daphne", "uvicorn"],
+        default="daphne",
+        help="ASGI server of the one-worker and idle scenarios (uvicorn: if installed)",
+    )
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra worker setting"
+    )
+    parser.add_argument("--report-only", action="store_true", help="re-render the last results")
+    parser.add_argument("--no-docs", action="store_true", help="write results JSON only")
+    args = parser.parse_args(argv)
+
+    from . import report
+
+    # `kill PID` (or a CI timeout) must still end the workers and clients we started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    latest = RESULTS / "latest.json"
+    if args.report_only:
+        data = orjson.loads(latest.read_bytes())
+    else:
+        data = asyncio.run(run_all(args))
+        latest.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        log(f"all scenarios took {data['seconds']:.0f}s; results in {latest.relative_to(ROOT)}")
+    if not args.no_docs:
+        written = report.write(data)
+        for path in written:
+            log(f"wrote {path.relative_to(ROOT)}")
+    failed = [s["key"] for s in data["scenarios"] if s.get("error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Settings for the chat site: everything an operator changes comes from the environment.
+
+See README.md ("Configuration") for the variables and their defaults.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a boolean variable; anything but the usual spellings stops start-up."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use 1/true/yes/on or 0/false/no/off."
+    )
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Read a comma-separated list, dropping blanks."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+
+
+DEBUG = env_bool("DJANGO_DEBUG")
+
+# `make run` and the test suite set CHATSITE_DEV=1 so a fresh clone works without a secret;
+# a production worker without DJANGO_SECRET_KEY refuses to start.
+_DEV = DEBUG or env_bool("CHATSITE_DEV") or "pytest" in sys.modules
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not _DEV:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+if "*" in ALLOWED_HOSTS:
+    # AllowedHostsOriginValidator treats "*" as "accept any Origin": that would let any web
+    # page open sockets with a visitor's cookies.
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name hosts; '*' is not allowed.")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "accounts",
+    "rooms",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatsite.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or "sqlite:///" + str(BASE_DIR / "db.sqlite3"),
+        # Persistent connections: the WebSocket consumer's database calls would otherwise
+        # each open a new one.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers queue for the lock instead of failing with "database is locked"; IMMEDIATE takes
+    # the write lock at BEGIN so two posters cannot deadlock upgrading their read locks.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory: browser and live-server tests share the database across threads.
+    DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}.test"}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A stopped or unreachable server must fail requests (and /healthz) fast, not hang them.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Prefix of every Redis key the site writes (layer, presence, rate limits).
+REDIS_KEY_PREFIX = os.environ.get("CHATSITE_LAYER_PREFIX", "chatsite")
+
+# Which channels-redis layer carries the broadcast (docs/scaling.md compares them).
+CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+_layer_kind = os.environ.get("CHATSITE_CHANNEL_LAYER", "core")
+if _layer_kind not in CHANNEL_LAYER_BACKENDS:
+    raise ImproperlyConfigured(
+        f"CHATSITE_CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}."
+    )
+
+if REDIS_URL:
+    _layer_config: dict[str, object] = {
+        # socket_timeout=None: a finite read timeout races the layer's blocking reads and
+        # drops idle sockets (redis-py 8 made it 5 s by default; stack fact 1).
+        "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+        "prefix": REDIS_KEY_PREFIX,
+    }
+    if _layer_kind == "core":
+        _layer_config.update(
+            {
+                # One channel per worker receives every event (rooms/fanout.py), so its queue
+                # must hold bursts; memberships of dead workers expire after group_expiry,
+                # live workers renew theirs every HUB_REFRESH_SECONDS.
+                "capacity": 20000,
+                "expiry": 60,
+                "group_expiry": 120,
+            }
+        )
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": CHANNEL_LAYER_BACKENDS[_layer_kind], "CONFIG": _layer_config}
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "chatsite",
+        }
+    }
+    # Every worker reads the same sessions: the database, with Redis in front.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 20000, "expiry": 60},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if _DEV
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+# Tests and `make run` serve from the source folders without collectstatic.
+WHITENOISE_USE_FINDERS = _DEV
+if _DEV:
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+
+# Behind a TLS-terminating proxy (docs/deploy.md).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not _DEV)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# The load balancer probes workers over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
+
+# Chat limits: the numbers of the contract live here once.
+CHAT = {
+    "MAX_BODY_CHARS": 4000,
+    "MAX_FRAME_BYTES": 64 * 1024,
+    "MAX_REF_CHARS": 64,
+    "HISTORY_DEFAULT": 50,
+    "HISTORY_MAX": 100,
+    "RATE_PER_SECOND": float(os.environ.get("CHATSITE_RATE_PER_SECOND", "5")),
+    "RATE_BURST": env_int("CHATSITE_RATE_BURST", 20),
+    "ABUSE_FRAMES": 100,
+    "ABUSE_WINDOW_SECONDS": 10,
+    "PRESENCE_TTL_SECONDS": 30,
+    "PRESENCE_HEARTBEAT_SECONDS": 10,
+    "HUB_REFRESH_SECONDS": 30,
+}

@@ -1,0 +1,1 @@
+"""Deployment: the nginx template, and a local cluster of daphne workers behind nginx."""

@@ -1,0 +1,281 @@
+"""The WebSocket endpoint /ws/chat/: transport only; the rules live in services.
+
+One connection per browser tab carries every room of its user. Connections have no channel-layer
+channel of their own: the worker's Hub (rooms/fanout.py) writes room events to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import fanout, presence, protocol, ratelimit, selectors, services
+from .models import Room
+from .protocol import ProtocolError
+
+logger = logging.getLogger(__name__)
+LIMITS = settings.CHAT
+
+Handler = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
+
+
+def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    return database_sync_to_async(func)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """A signed-in user's tab: parses frames, calls services, writes replies."""
+
+    # No per-socket channel-layer channel: the Hub fans out (see the module docstring).
+    channel_layer_alias = "__no_layer_per_socket__"
+
+    hub: fanout.Hub
+    handlers: dict[str, Handler] = {}
+
+    async def connect(self) -> None:
+        """Refuse anonymous or inactive users (HTTP 403), else greet with `hello`."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close()
+            return
+        self.user = user
+        self.user_id: int = user.pk
+        self.username: str = user.get_username()
+        self.conn_id = uuid.uuid4().hex
+        session = self.scope.get("session")
+        self.session_key: str | None = getattr(session, "session_key", None)
+        self.rooms: dict[str, Room] = {}
+        self.malformed: deque[float] = deque()
+        self.closed = False
+
+        self.hub = await fanout.Hub.get()
+        try:
+            if self.hub.draining or not await self.hub.wait_ready():
+                raise ConnectionError("this worker cannot reach the channel layer")
+            memberships = await _db(selectors.memberships_of)(user)
+        except Exception:
+            # The handshake was fine; this worker is not: go elsewhere (or retry) and resume.
+            logger.warning("refusing a socket: worker unavailable", exc_info=True)
+            await self.accept()
+            await self.close_with(protocol.CLOSE_SHUTDOWN)
+            return
+        await self.accept()
+        hello = protocol.encode(
+            {
+                "type": "hello",
+                "user": self.username,
+                "rooms": [
+                    protocol.room_payload(m.room, viewer=user, last_read=m.last_read)
+                    for m in memberships
+                ],
+            }
+        )
+        for m in memberships:
+            self.rooms[m.room.slug] = m.room
+        # No await between registering and writing `hello`: it is the first frame.
+        self.hub.register(self, [m.room_id for m in memberships])
+        await self.write(hello)
+        try:
+            if await presence.backend().connect(self.user_id, self.conn_id):
+                await _db(services.announce_presence)(
+                    user_id=self.user_id, username=self.username, event="online"
+                )
+        except Exception:
+            logger.warning("presence unavailable", exc_info=True)
+
+    async def disconnect(self, code: int) -> None:
+        """Forget the connection; the user's last one going takes them offline."""
+        self.closed = True
+        if not hasattr(self, "hub"):
+            return
+        self.hub.unregister(self)
+        if self.hub.draining:
+            # The user reconnects on another worker at once; letting this connection expire
+            # from presence (instead of removing it) spares everyone an offline/online flicker.
+            return
+        try:
+            if await presence.backend().disconnect(self.user_id, self.conn_id):
+                await _db(services.announce_presence)(
+                    user_id=self.user_id, username=self.username, event="offline"
+                )
+        except Exception:
+            logger.warning("presence unavailable", exc_info=True)
+
+    # --- what the hub calls -----------------------------------------------------------------
+
+    async def write(self, frame: str) -> None:
+        """Write an already-encoded frame (never an empty one: daphne drops those)."""
+        if not self.closed and frame:
+            await self.base_send({"type": "websocket.send", "text": frame})
+
+    async def close_with(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.close(code)
+
+    # --- client frames ----------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Parse one frame, run its handler, and answer errors with an `error` frame."""
+        raw = text_data if text_data is not None else bytes_data or b""
+        if len(raw) > LIMITS["MAX_FRAME_BYTES"] // 4 and (
+            len(raw.encode() if isinstance(raw, str) else raw) > LIMITS["MAX_FRAME_BYTES"]
+        ):
+            await self.close_with(protocol.CLOSE_TOO_BIG)
+            return
+        ref = None
+        try:
+            frame = protocol.parse(text_data, bytes_data)
+            ref = frame.get("ref")
+            await self.handlers[frame["type"]](self, frame)
+        except ProtocolError as exc:
+            await self.reply_error(exc.code, exc.detail, exc.ref)
+            if exc.code in protocol.MALFORMED_CODES:
+                await self._count_malformed()
+        except services.ChatError as exc:
+            await self.reply_error(exc.code, exc.detail, ref)
+        except Exception:
+            logger.exception("frame failed")
+            await self.reply_error(protocol.INTERNAL, "The server failed; retrying is safe.", ref)
+
+    async def reply(self, payload: dict[str, Any], ref: str | None = None) -> None:
+        if ref is not None:
+            payload["ref"] = ref
+        await self.write(protocol.encode(payload))
+
+    async def reply_error(self, code: str, detail: str, ref: str | None) -> None:
+        await self.write(protocol.encode(protocol.error(code, detail, ref)))
+
+    async def _count_malformed(self) -> None:
+        now = time.monotonic()
+        window = self.malformed
+        window.append(now)
+        while window and window[0] < now - LIMITS["ABUSE_WINDOW_SECONDS"]:
+            window.popleft()
+        if len(window) > LIMITS["ABUSE_FRAMES"]:
+            await self.close_with(protocol.CLOSE_ABUSE)
+
+    async def room(self, slug: str) -> Room:
+        room = self.rooms.get(slug)
+        if room is None:
+            room = await _db(services.get_room)(slug)
+            self.rooms[slug] = room
+        return room
+
+    async def _check_rate(self) -> None:
+        try:
+            allowed = await ratelimit.allow(self.user_id)
+        except Exception:
+            # Fail open: a Redis outage must not stop the chat.
+            logger.warning("rate limiter unavailable", exc_info=True)
+            return
+        if not allowed:
+            raise services.RateLimited("Too many messages: slow down and retry shortly.")
+
+    # --- handlers, one per frame type -------------------------------------------------------
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.reply({"type": "pong"}, frame.get("ref"))
+
+    async def on_join(self, frame: dict[str, Any]) -> None:
+        # Fresh from the database: the reply carries the room's current last_seq.
+        room = await _db(services.get_room)(frame["room"])
+        self.rooms[room.slug] = room
+        membership, _ = await _db(services.join_room)(
+            user=self.user, room=room, origin=self.conn_id
+        )
+        self.hub.subscribe(self, room.pk)
+        members = await _db(selectors.member_names)(room)
+        online = await presence.backend().online(pk for pk, _ in members)
+        await self.reply(
+            {
+                "type": "joined",
+                "room": protocol.room_payload(room, viewer=self.user),
+                "members": [name for _, name in members],
+                "online": [name for pk, name in members if pk in online],
+            },
+            frame.get("ref"),
+        )
+
+    async def on_leave(self, frame: dict[str, Any]) -> None:
+        room = await self.room(frame["room"])
+        await _db(services.leave_room)(user=self.user, room=room, origin=self.conn_id)
+        self.hub.unsubscribe(self, room.pk)
+        await self.reply({"type": "left", "room": room.slug}, frame.get("ref"))
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        services.clean_body(frame["body"])
+        await self._check_rate()
+        room = await self.room(frame["room"])
+        result = await _db(services.post_message)(
+            author=self.user, room=room, body=frame["body"], ref=frame.get("ref")
+        )
+        await self._ack(room.slug, result.message, frame.get("ref"))
+
+    async def on_direct(self, frame: dict[str, Any]) -> None:
+        services.clean_body(frame["body"])
+        await self._check_rate()
+        room, result = await _db(services.send_direct)(
+            sender=self.user, recipient_name=frame["to"], body=frame["body"], ref=frame.get("ref")
+        )
+        self.rooms[room.slug] = room
+        # Subscribe now: the hub's `room_added` may arrive after the client's next frame.
+        self.hub.subscribe(self, room.pk)
+        await self._ack(room.slug, result.message, frame.get("ref"))
+
+    async def _ack(self, slug: str, message: Any, ref: str | None) -> None:
+        await self.reply(
+            {
+                "type": "ack",
+                "room": slug,
+                "id": message.pk,
+                "seq": message.seq,
+                "created_at": protocol.timestamp(message.created_at),
+            },
+            ref,
+        )
+
+    async def on_history(self, frame: dict[str, Any]) -> None:
+        room = await self.room(frame["room"])
+        page = await _db(services.history)(
+            user=self.user,
+            room=room,
+            before=frame.get("before"),
+            after=frame.get("after"),
+            limit=frame.get("limit"),
+        )
+        await self.reply({"type": "history", **page.as_dict()}, frame.get("ref"))
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        room = await self.room(frame["room"])
+        membership = await _db(services.mark_read)(
+            user=self.user, room=room, seq=frame["seq"], origin=self.conn_id
+        )
+        await self.reply(protocol.unread_payload(room, membership.last_read), frame.get("ref"))
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        room = await self.room(frame["room"])
+        if not self.hub.is_subscribed(self, room.pk):
+            await _db(services.membership_of)(self.user, room)
+            self.hub.subscribe(self, room.pk)
+        typing = protocol.encode({"type": "typing", "room": room.slug, "user": self.username})
+        fanout.publish([{"room": room.pk, "skip_user": self.user_id, "frame": typing}])
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        await _db(services.edit_message)(user=self.user, message_id=frame["id"], body=frame["body"])
+
+    async def on_delete(self, frame: dict[str, Any]) -> None:
+        await _db(services.delete_message)(user=self.user, message_id=frame["id"])
+
+
+ChatConsumer.handlers = {
+    kind: getattr(ChatConsumer, f"on_{kind}") for kind in protocol.FRAME_FIELDS
+}

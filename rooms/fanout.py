@@ -1,0 +1,381 @@
+"""Per-worker fan-out: one channel-layer member per worker, not one per socket.
+
+Every worker runs one `Hub`. The hub is the only member of the broadcast group, so a stored
+message costs one `group_send` (one layer message per worker) whatever the room's size; the hub
+then writes the event's already-encoded frame to each local socket that may see it. Sockets
+never get channel-layer channels of their own (docs/performance.md says why and what it buys).
+
+A layer message is `{"type": "hub.deliver", "items": [item, …]}`; an item is a dict with
+- `frame`: the encoded server frame to write (optional when `close` is given),
+- `room`: deliver to the local connections subscribed to this room pk, or
+- `user`: deliver to the local connections of this user pk (`session`: only that session's),
+- `skip_user`: leave out this user's connections (typing, presence),
+- `skip_conn`: leave out one connection (it got its own reply, carrying the client's `ref`),
+- `subscribe` / `unsubscribe`: a room pk the user's connections start or stop receiving,
+  applied before / after the frame is written,
+- `close`: a close code for the user's connections.
+Items of one message are applied in order, so `room_added` always precedes the first `message`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import partial
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from . import presence
+
+logger = logging.getLogger(__name__)
+
+BROADCAST_GROUP = "chat.broadcast"
+# Under load, broadcasts queued while a group_send is in flight travel together.
+MAX_ITEMS_PER_SEND = 200
+# How long a new connection waits for this worker's hub to reach the channel layer.
+HUB_READY_SECONDS = 5.0
+Item = dict[str, Any]
+
+
+class Connection(Protocol):
+    """What the hub needs of a WebSocket connection (the consumer implements it)."""
+
+    conn_id: str
+    user_id: int
+    session_key: str | None
+
+    async def write(self, frame: str) -> None: ...
+
+    async def close_with(self, code: int) -> None: ...
+
+
+def publish_on_commit(items: list[Item]) -> None:
+    """Publish to every worker once the current transaction commits (at once outside one)."""
+    transaction.on_commit(partial(publish, items))
+
+
+def publish(items: list[Item]) -> None:
+    """Hand items to this worker's hub for broadcast, or send them directly without one.
+
+    Called from sync code (a service's on-commit hook, usually in a database thread): it must
+    not wait for Redis, whose pauses would stall every writer of the worker (stack fact 4).
+    """
+    hub = Hub.running
+    if hub is not None and hub.loop.is_running():
+        hub.loop.call_soon_threadsafe(hub.outbox.put_nowait, items)
+        return
+    try:
+        async_to_sync(_group_send)(items)
+    except Exception:
+        # The write is stored; a client that missed the event catches up by seq.
+        logger.exception("broadcast failed; clients will resync by seq")
+
+
+async def _group_send(items: list[Item]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(BROADCAST_GROUP, {"type": "hub.deliver", "items": items})
+
+
+class Hub:
+    """This worker's end of the broadcast group, and the index of its local connections."""
+
+    running: Hub | None = None
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, layer: Any = None) -> None:
+        self.loop = loop
+        self.layer = layer if layer is not None else get_channel_layer()
+        self.channel: str | None = None
+        self.outbox: asyncio.Queue[list[Item]] = asyncio.Queue()
+        self.by_room: dict[int, set[Connection]] = defaultdict(set)
+        self.by_user: dict[int, set[Connection]] = defaultdict(set)
+        self.rooms_of: dict[Connection, set[int]] = {}
+        self.ready = asyncio.Event()
+        self.draining = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failed_sends = 0
+        self._last_failure_log = -1e9
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @classmethod
+    async def get(cls) -> Hub:
+        """This worker's hub, started on first use in the running loop."""
+        loop = asyncio.get_running_loop()
+        hub = cls.running
+        if hub is None or hub.loop is not loop:
+            hub = cls.running = cls(loop)
+            hub.start()
+        return hub
+
+    async def wait_ready(self) -> bool:
+        """Whether the hub reached the channel layer in time (False during an outage)."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), HUB_READY_SECONDS)
+        except TimeoutError:
+            return False
+        return True
+
+    def start(self) -> None:
+        self._tasks = [
+            self.loop.create_task(self._receive_loop(), name="hub-receive"),
+            self.loop.create_task(self._send_loop(), name="hub-send"),
+            self.loop.create_task(self._presence_loop(), name="hub-presence"),
+            self.loop.create_task(self._refresh_loop(), name="hub-refresh"),
+        ]
+        self._wrap_sigterm()
+
+    def _wrap_sigterm(self) -> None:
+        """Drain before the server's own SIGTERM handler stops it (daphne does not drain)."""
+        previous = signal.getsignal(signal.SIGTERM)
+        if not callable(previous):
+            return  # not under a server that handles SIGTERM (tests, shells)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.loop.call_soon_threadsafe(
+                lambda: self.loop.create_task(self.drain(partial(previous, signum, frame)))
+            )
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    async def drain(self, then: Any = None, grace: float = 2.0) -> None:
+        """Close every local socket with 4012 (reconnect elsewhere), wait briefly, then stop."""
+        if self.draining:
+            return
+        self.draining = True
+        from .protocol import CLOSE_SHUTDOWN
+
+        for conn in [c for conns in self.by_user.values() for c in conns]:
+            with contextlib.suppress(Exception):
+                await conn.close_with(CLOSE_SHUTDOWN)
+        # Wait for the close handshakes and queued broadcasts, but never past `grace`.
+        deadline = self.loop.time() + grace
+        while (self.by_user or not self.outbox.empty()) and self.loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if then is not None:
+            then()
+
+    async def stop(self) -> None:
+        """Stop the hub's tasks and leave the broadcast group (tests; process exit)."""
+        for task in self._tasks:
+            task.cancel()
+        pending = await self._settle(self._tasks, 1.0)
+        if pending and self.channel and self.layer is not None:
+            # A layer receive can absorb its cancellation and block until a message comes
+            # (seen with channels-redis 4.3 on Python 3.11): hand it one.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.layer.send(self.channel, {"type": "hub.wake"}), 2)
+            pending = await self._settle(pending, 2.0)
+        if pending:
+            logger.warning("hub tasks did not stop: %s", pending)
+        if self.channel and self.layer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.layer.group_discard(BROADCAST_GROUP, self.channel), 2)
+        if Hub.running is self:
+            Hub.running = None
+
+    @staticmethod
+    async def _settle(
+        tasks: Iterable[asyncio.Task[None]], seconds: float
+    ) -> set[asyncio.Task[None]]:
+        tasks = set(tasks)
+        if not tasks:
+            return set()
+        _, pending = await asyncio.wait(tasks, timeout=seconds)
+        return pending
+
+    async def _join_group(self) -> None:
+        assert self.layer is not None
+        if self.channel is None:
+            self.channel = await self.layer.new_channel()
+        await self.layer.group_add(BROADCAST_GROUP, self.channel)
+
+    async def _receive_loop(self) -> None:
+        """Receive layer messages and deliver them; survive layer outages."""
+        if self.layer is None:
+            self.ready.set()
+            return
+        delay = 0.1
+        outage = False
+        while True:
+            try:
+                await self._join_group()
+                self.ready.set()
+                delay = 0.1
+                if outage:
+                    outage = False
+                    await self._resync_everyone()
+                while True:
+                    # No timeout around receive: cancelling a channels-redis receive is not
+                    # reliable (see stop()); the refresh loop renews the membership instead.
+                    message = await self.layer.receive(self.channel)
+                    await self.deliver(message.get("items", ()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                outage = True
+                logger.warning("channel layer unavailable; retrying in %.1fs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _refresh_loop(self) -> None:
+        """Keep the group membership fresh: a Redis restart empties groups silently (stack
+        fact 3), and memberships of dead workers expire (group_expiry) unless renewed."""
+        if self.layer is None:
+            return
+        refresh = settings.CHAT["HUB_REFRESH_SECONDS"]
+        while True:
+            await asyncio.sleep(refresh)
+            if not self.ready.is_set():
+                continue
+            try:
+                await self._join_group()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("group refresh failed", exc_info=True)
+
+    async def _resync_everyone(self) -> None:
+        """After a layer outage this worker may have missed events (a Redis restart also empties
+        every group without an error: stack fact 3). Its sockets reconnect and resume by seq."""
+        from .protocol import CLOSE_SHUTDOWN
+
+        conns = [c for conns in self.by_user.values() for c in conns]
+        logger.warning("channel layer back; asking %d sockets to resync", len(conns))
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.close_with(CLOSE_SHUTDOWN)
+
+    async def _presence_loop(self) -> None:
+        """Renew this worker's connections in presence; take dead workers' users offline."""
+        from . import services
+
+        interval = settings.CHAT["PRESENCE_HEARTBEAT_SECONDS"]
+        backend = presence.backend()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await backend.heartbeat(
+                    [(c.user_id, c.conn_id) for conns in self.by_user.values() for c in conns]
+                )
+                for user_id in await backend.sweep():
+                    await database_sync_to_async(services.announce_presence)(
+                        user_id=user_id, event="offline"
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("presence heartbeat failed", exc_info=True)
+
+    async def _send_loop(self) -> None:
+        """Send queued broadcasts in order; what queued up meanwhile goes in one group_send."""
+        while True:
+            items = list(await self.outbox.get())
+            while not self.outbox.empty() and len(items) < MAX_ITEMS_PER_SEND:
+                items.extend(self.outbox.get_nowait())
+            try:
+                await _group_send(items)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._log_broadcast_failure()
+
+    def _log_broadcast_failure(self) -> None:
+        """One traceback per outage burst, then a count: a Redis outage is not a log flood."""
+        now = self.loop.time()
+        self._failed_sends += 1
+        if now - self._last_failure_log >= 10:
+            logger.error(
+                "broadcast failed (%d since last report); clients will resync by seq",
+                self._failed_sends,
+                exc_info=True,
+            )
+            self._failed_sends = 0
+            self._last_failure_log = now
+
+    # --- local index ------------------------------------------------------------------------
+
+    def register(self, conn: Connection, room_ids: Iterable[int]) -> None:
+        self.by_user[conn.user_id].add(conn)
+        self.rooms_of[conn] = set()
+        for room_id in room_ids:
+            self.subscribe(conn, room_id)
+
+    def unregister(self, conn: Connection) -> None:
+        for room_id in self.rooms_of.pop(conn, ()):
+            self._drop(self.by_room, room_id, conn)
+        self._drop(self.by_user, conn.user_id, conn)
+
+    def subscribe(self, conn: Connection, room_id: int) -> None:
+        if conn in self.rooms_of:
+            self.by_room[room_id].add(conn)
+            self.rooms_of[conn].add(room_id)
+
+    def unsubscribe(self, conn: Connection, room_id: int) -> None:
+        self.rooms_of.get(conn, set()).discard(room_id)
+        self._drop(self.by_room, room_id, conn)
+
+    def is_subscribed(self, conn: Connection, room_id: int) -> bool:
+        return room_id in self.rooms_of.get(conn, ())
+
+    def connections_of(self, user_id: int) -> set[Connection]:
+        return self.by_user.get(user_id, set())
+
+    @staticmethod
+    def _drop(index: dict[int, set[Connection]], key: int, conn: Connection) -> None:
+        members = index.get(key)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del index[key]
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def deliver(self, items: Iterable[Item]) -> None:
+        """Apply each item to the local connections it concerns."""
+        for item in items:
+            room_id = item.get("room")
+            user_id = item.get("user")
+            if room_id is not None:
+                targets = self.by_room.get(room_id, ())
+            elif user_id is not None:
+                targets = self.by_user.get(user_id, ())
+                session = item.get("session")
+                if session is not None:
+                    targets = {c for c in targets if c.session_key == session}
+            else:
+                continue
+            if not targets:
+                continue
+            skip_user = item.get("skip_user")
+            skip_conn = item.get("skip_conn")
+            frame = item.get("frame")
+            subscribe = item.get("subscribe")
+            unsubscribe = item.get("unsubscribe")
+            close = item.get("close")
+            # A copy: writing may end a connection, which changes the index.
+            for conn in list(targets):
+                if (skip_user is not None and conn.user_id == skip_user) or (
+                    skip_conn is not None and conn.conn_id == skip_conn
+                ):
+                    continue
+                if subscribe is not None:
+                    self.subscribe(conn, subscribe)
+                try:
+                    if frame:
+                        await conn.write(frame)
+                    if close is not None:
+                        await conn.close_with(close)
+                except Exception:
+                    logger.debug("write to a closing connection failed", exc_info=True)
+                if unsubscribe is not None:
+                    self.unsubscribe(conn, unsubscribe)

@@ -1,0 +1,138 @@
+"""Rooms, memberships and messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class RoomQuerySet(models.QuerySet["Room"]):
+    def active(self) -> RoomQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> RoomQuerySet:
+        """Public rooms, and private or direct rooms the user belongs to."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(Q(kind=Room.Kind.PUBLIC) | Q(memberships__user=user)).distinct()
+
+    def of_member(self, user: AbstractBaseUser) -> RoomQuerySet:
+        return self.filter(memberships__user=user)
+
+
+class Room(models.Model):
+    class Kind(models.TextChoices):
+        PUBLIC = "public"
+        PRIVATE = "private"
+        DIRECT = "direct"
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=80)
+    topic = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PUBLIC)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # The seq of the newest message; messages are numbered 1, 2, 3… per room, without gaps.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
+    )
+
+    objects = RoomQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"#{self.slug}" if self.kind != Room.Kind.DIRECT else self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group of the room, built from its primary key."""
+        return f"room.{self.pk}"
+
+    def display_name_for(self, user: AbstractBaseUser | None) -> str:
+        """A direct room is called after the other person; other rooms by their name."""
+        if self.kind == Room.Kind.DIRECT and user is not None:
+            names = [n for n in self.name.split(" & ") if n != user.get_username()]
+            return names[0] if names else self.name
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+    # The seq up to which the user has read; unread = room.last_seq - last_read.
+    last_read = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="membership_unique_user_room")
+        ]
+        ordering = ["room", "joined_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room} ({self.role})"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def with_author(self) -> MessageQuerySet:
+        return self.select_related("author")
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # PROTECT: deleting a user would punch holes in every room's seq; deactivate them instead.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_messages"
+    )
+    seq = models.PositiveBigIntegerField()
+    body = models.TextField(max_length=4000)
+    # NULL, not "": messages without a ref must not collide in the unique constraint below.
+    ref = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_unique_room_seq"),
+            # A client retrying a send with the same ref must never store it twice.
+            models.UniqueConstraint(
+                fields=["room", "author", "ref"], name="message_unique_room_author_ref"
+            ),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_positive"),
+        ]
+        ordering = ["room", "seq"]
+
+    def __str__(self) -> str:
+        preview = "(deleted)" if self.is_deleted else self.body[:40]
+        return f"{self.room} #{self.seq} {self.author}: {preview}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None

@@ -1,0 +1,149 @@
+"""Who is online, across every worker: in Redis when REDIS_URL is set, in process otherwise.
+
+Each connection is a member of its user's set with an expiry that its worker refreshes every
+PRESENCE_HEARTBEAT_SECONDS. A worker that dies stops refreshing; any live worker's sweep then
+finds users whose every connection expired and takes them offline, so a killed worker's users go
+offline within PRESENCE_TTL_SECONDS plus one heartbeat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Iterable
+from typing import Any, cast
+
+from django.conf import settings
+
+from . import redis as shared_redis
+
+TTL = settings.CHAT["PRESENCE_TTL_SECONDS"]
+
+
+def _conns_key(user_id: int) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:presence:conns:{user_id}"
+
+
+def _users_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:presence:users"
+
+
+# KEYS: conns key, users key. ARGV: conn id, expiry, now, user id. Returns 1 if first connection.
+_CONNECT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local had = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 86400)
+redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[4])
+if had == 0 then return 1 end
+return 0
+"""
+
+# KEYS: conns key, users key. ARGV: conn id, now, user id. Returns 1 if that was the last one.
+_DISCONNECT = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  if redis.call('ZREM', KEYS[2], ARGV[3]) == 1 then return 1 end
+end
+return 0
+"""
+
+# KEYS: conns key, users key. ARGV: now, user id. Returns 1 if this call took the user offline.
+_SWEEP_USER = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then return 1 end
+else
+  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('ZADD', KEYS[2], newest[2], ARGV[2])
+end
+return 0
+"""
+
+
+class _LocalPresence:
+    """One process: a count of open connections per user."""
+
+    def __init__(self) -> None:
+        self.conns: dict[int, set[str]] = {}
+
+    async def connect(self, user_id: int, conn_id: str) -> bool:
+        conns = self.conns.setdefault(user_id, set())
+        conns.add(conn_id)
+        return len(conns) == 1
+
+    async def disconnect(self, user_id: int, conn_id: str) -> bool:
+        conns = self.conns.get(user_id)
+        if conns is None or conn_id not in conns:
+            return False
+        conns.discard(conn_id)
+        if not conns:
+            del self.conns[user_id]
+            return True
+        return False
+
+    async def online(self, user_ids: Iterable[int]) -> set[int]:
+        return {u for u in user_ids if u in self.conns}
+
+    async def heartbeat(self, conns: Iterable[tuple[int, str]]) -> None:
+        return None
+
+    async def sweep(self) -> list[int]:
+        return []
+
+
+class _RedisPresence:
+    async def connect(self, user_id: int, conn_id: str) -> bool:
+        now = time.time()
+        first = await _eval(
+            _CONNECT, 2, _conns_key(user_id), _users_key(), conn_id, now + TTL, now, user_id
+        )
+        return bool(first)
+
+    async def disconnect(self, user_id: int, conn_id: str) -> bool:
+        last = await _eval(
+            _DISCONNECT, 2, _conns_key(user_id), _users_key(), conn_id, time.time(), user_id
+        )
+        return bool(last)
+
+    async def online(self, user_ids: Iterable[int]) -> set[int]:
+        ids = list(user_ids)
+        if not ids:
+            return set()
+        scores = await shared_redis.client().zmscore(_users_key(), [str(u) for u in ids])
+        now = time.time()
+        return {u for u, score in zip(ids, scores, strict=True) if score and score > now}
+
+    async def heartbeat(self, conns: Iterable[tuple[int, str]]) -> None:
+        """Renew this worker's connections (one round trip for all of them)."""
+        expiry = time.time() + TTL
+        pipe = shared_redis.client().pipeline(transaction=False)
+        for user_id, conn_id in conns:
+            pipe.zadd(_conns_key(user_id), {conn_id: expiry}, xx=True)
+            pipe.zadd(_users_key(), {str(user_id): expiry}, gt=True)
+        await pipe.execute()
+
+    async def sweep(self) -> list[int]:
+        """Take offline the users whose every connection expired; returns them."""
+        conn = shared_redis.client()
+        now = time.time()
+        stale = await conn.zrangebyscore(_users_key(), "-inf", now)
+        gone = []
+        for raw in stale:
+            user_id = int(raw)
+            if await _eval(_SWEEP_USER, 2, _conns_key(user_id), _users_key(), now, user_id):
+                gone.append(user_id)
+        return gone
+
+
+async def _eval(script: str, numkeys: int, *args: Any) -> Any:
+    # redis-py types eval for both its sync and async clients; this one is async.
+    return await cast(Awaitable[Any], shared_redis.client().eval(script, numkeys, *args))
+
+
+def backend() -> _LocalPresence | _RedisPresence:
+    return _redis_presence if shared_redis.enabled() else _local_presence
+
+
+_local_presence = _LocalPresence()
+_redis_presence = _RedisPresence()

@@ -1,0 +1,59 @@
+"""Reads needed by more than one caller: pages, the JSON API and the WebSocket consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db.models import OuterRef, Subquery
+
+from .models import Membership, Room
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+@dataclass(frozen=True)
+class RoomEntry:
+    """A room as one user sees it in a list: with their unread count, if a member."""
+
+    room: Room
+    name: str
+    is_member: bool
+    last_read: int
+
+    @property
+    def unread(self) -> int:
+        return max(self.room.last_seq - self.last_read, 0) if self.is_member else 0
+
+
+def memberships_of(user: User) -> list[Membership]:
+    """The user's memberships with their rooms (archived rooms included: history stays)."""
+    return list(Membership.objects.filter(user=user).select_related("room").order_by("room__name"))
+
+
+def rooms_for(user: User) -> list[RoomEntry]:
+    """Every room the user may see, with unread counts for the ones they belong to."""
+    last_read = Membership.objects.filter(room=OuterRef("pk"), user=user).values("last_read")[:1]
+    rooms = (
+        Room.objects.visible_to(user)
+        .filter(archived_at__isnull=True)
+        .annotate(my_last_read=Subquery(last_read))
+        .order_by("kind", "name")
+    )
+    return [
+        RoomEntry(
+            room=room,
+            name=room.display_name_for(user),
+            is_member=room.my_last_read is not None,
+            last_read=room.my_last_read or 0,
+        )
+        for room in rooms
+    ]
+
+
+def member_names(room: Room) -> list[tuple[int, str]]:
+    """(user pk, username) of the room's members, by name."""
+    return list(
+        room.memberships.order_by("user__username").values_list("user_id", "user__username")
+    )

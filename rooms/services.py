@@ -1,0 +1,480 @@
+"""Every write to rooms and messages, whoever calls it (views, the API, the WebSocket consumer).
+
+Functions are sync and atomic; what the rest of the site must hear is published with
+`transaction.on_commit`, so nobody is ever told about a write that was rolled back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from . import fanout, protocol
+from .models import Membership, Message, Room
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+LIMITS = settings.CHAT
+DIRECT_SLUG_PREFIX = "dm-"
+
+
+class ChatError(Exception):
+    """A request the rules refuse; `code` is the contract's error code."""
+
+    code = protocol.INTERNAL
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RoomNotFound(ChatError, LookupError):
+    code = protocol.NOT_FOUND
+
+
+class MessageNotFound(ChatError, LookupError):
+    code = protocol.NOT_FOUND
+
+
+class Forbidden(ChatError, PermissionError):
+    code = protocol.FORBIDDEN
+
+
+class EmptyBody(ChatError, ValueError):
+    code = protocol.EMPTY
+
+
+class BodyTooLong(ChatError, ValueError):
+    code = protocol.TOO_LONG
+
+
+class RateLimited(ChatError):
+    code = protocol.RATE_LIMITED
+
+
+class SlugTaken(ChatError, ValueError):
+    code = protocol.BAD_FRAME
+
+
+@dataclass(frozen=True)
+class PostResult:
+    message: Message
+    created: bool
+
+
+# --- reads the write path needs -------------------------------------------------------------
+
+
+def get_room(slug: str) -> Room:
+    """The room with this slug, or RoomNotFound."""
+    try:
+        return Room.objects.get(slug=slug)
+    except Room.DoesNotExist:
+        raise RoomNotFound(f"No room {slug[:80]!r}.") from None
+
+
+def can_view(user: User, room: Room) -> bool:
+    """Public rooms are open to every signed-in user; private and direct ones to members."""
+    if not user.is_active:
+        return False
+    if room.kind == Room.Kind.PUBLIC:
+        return True
+    return Membership.objects.filter(room=room, user=user).exists()
+
+
+def check_can_view(user: User, room: Room) -> None:
+    if not can_view(user, room):
+        raise Forbidden("You are not a member of this room.")
+
+
+def membership_of(user: User, room: Room) -> Membership:
+    try:
+        return Membership.objects.get(room=room, user=user)
+    except Membership.DoesNotExist:
+        if room.kind == Room.Kind.PUBLIC:
+            raise Forbidden("Join the room before writing to it.") from None
+        raise Forbidden("You are not a member of this room.") from None
+
+
+def clean_body(body: str) -> str:
+    """Strip surrounding blanks; refuse empty and over-long bodies."""
+    body = body.strip()
+    if not body:
+        raise EmptyBody("The message is empty.")
+    if len(body) > LIMITS["MAX_BODY_CHARS"]:
+        raise BodyTooLong(f"A message may have at most {LIMITS['MAX_BODY_CHARS']} characters.")
+    return body
+
+
+# --- rooms and memberships ------------------------------------------------------------------
+
+
+def _free_slug(base: str) -> str:
+    base = (base or "room")[:70].strip("-") or "room"
+    if base.startswith(DIRECT_SLUG_PREFIX):
+        base = "room-" + base
+    slug, n = base, 1
+    while Room.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def create_room(
+    *, creator: User, name: str, slug: str = "", topic: str = "", is_private: bool = False
+) -> Room:
+    """Create a public or private room; the creator becomes its owner and a member."""
+    name = name.strip()
+    if slug:
+        slug = slugify(slug)
+        if not slug or slug.startswith(DIRECT_SLUG_PREFIX):
+            raise SlugTaken("Choose another address: that one is reserved.")
+        if Room.objects.filter(slug=slug).exists():
+            raise SlugTaken(f"The address {slug!r} is taken.")
+    else:
+        slug = _free_slug(slugify(name))
+    room = Room.objects.create(
+        slug=slug,
+        name=name,
+        topic=topic.strip(),
+        kind=Room.Kind.PRIVATE if is_private else Room.Kind.PUBLIC,
+        created_by=creator,
+    )
+    _add_member(user=creator, room=room, role=Membership.Role.OWNER)
+    return room
+
+
+def _add_member(
+    *, user: User, room: Room, role: str = Membership.Role.MEMBER, origin: str | None = None
+) -> Membership:
+    """Create the membership and tell the user's connections (but `origin`) and the room."""
+    membership = Membership.objects.create(user=user, room=room, role=role, last_read=room.last_seq)
+    room_added = protocol.encode(
+        {
+            "type": "room_added",
+            "room": protocol.room_payload(room, viewer=user, last_read=membership.last_read),
+        }
+    )
+    presence = protocol.encode(
+        {"type": "presence", "room": room.slug, "user": user.get_username(), "event": "joined"}
+    )
+    fanout.publish_on_commit(
+        [
+            {"user": user.pk, "subscribe": room.pk, "frame": room_added, "skip_conn": origin},
+            {"room": room.pk, "skip_user": user.pk, "frame": presence},
+        ]
+    )
+    return membership
+
+
+@transaction.atomic
+def join_room(*, user: User, room: Room, origin: str | None = None) -> tuple[Membership, bool]:
+    """Join a public room (or a room one already belongs to); returns (membership, created).
+
+    `origin` names the connection that asked: it gets its own reply instead of `room_added`.
+    """
+    existing = Membership.objects.filter(room=room, user=user).first()
+    if existing is not None:
+        return existing, False
+    if room.kind != Room.Kind.PUBLIC:
+        raise Forbidden("This room is private: a member must add you.")
+    if room.is_archived:
+        raise Forbidden("This room is archived.")
+    try:
+        with transaction.atomic():
+            return _add_member(user=user, room=room, origin=origin), True
+    except IntegrityError:
+        # Another tab joined at the same moment.
+        return Membership.objects.get(room=room, user=user), False
+
+
+@transaction.atomic
+def add_member(*, room: Room, user: User, by: User) -> Membership:
+    """An owner (or staff) adds someone to a room, private ones included."""
+    if not (by.is_staff or Membership.objects.filter(room=room, user=by, role="owner").exists()):
+        raise Forbidden("Only the room's owners can add members.")
+    existing = Membership.objects.filter(room=room, user=user).first()
+    return existing or _add_member(user=user, room=room)
+
+
+@transaction.atomic
+def leave_room(*, user: User, room: Room, origin: str | None = None) -> None:
+    """Stop being a member; every connection of the user stops receiving the room."""
+    deleted, _ = Membership.objects.filter(room=room, user=user).delete()
+    if not deleted:
+        # Not a member of a room one may see: leaving is harmless, say `left` all the same.
+        check_can_view(user, room)
+    _publish_membership_ended(user=user, room=room, origin=origin)
+
+
+@transaction.atomic
+def remove_member(*, room: Room, user: User) -> None:
+    """Staff or an owner removes someone; their open tabs stop receiving the room at once."""
+    Membership.objects.filter(room=room, user=user).delete()
+    _publish_membership_ended(user=user, room=room)
+
+
+def _publish_membership_ended(*, user: User, room: Room, origin: str | None = None) -> None:
+    """Tell the user's connections (but `origin`) they left, and the room they are gone."""
+    left = protocol.encode({"type": "left", "room": room.slug})
+    presence = protocol.encode(
+        {"type": "presence", "room": room.slug, "user": user.get_username(), "event": "left"}
+    )
+    fanout.publish_on_commit(
+        [
+            {"user": user.pk, "frame": left, "unsubscribe": room.pk, "skip_conn": origin},
+            {"room": room.pk, "skip_user": user.pk, "frame": presence},
+        ]
+    )
+
+
+def direct_room_slug(a: User, b: User) -> str:
+    low, high = sorted([a.pk, b.pk])
+    return f"{DIRECT_SLUG_PREFIX}{low}-{high}"
+
+
+@transaction.atomic
+def get_or_create_direct_room(*, sender: User, recipient: User) -> tuple[Room, bool]:
+    """The direct room of two people, made on first use."""
+    if not recipient.is_active:
+        raise RoomNotFound(f"No user {recipient.get_username()!r}.")
+    slug = direct_room_slug(sender, recipient)
+    room = Room.objects.filter(slug=slug).first()
+    if room is not None:
+        # Either may have left the conversation; writing to them brings it back for both.
+        present = set(room.memberships.values_list("user_id", flat=True))
+        for person in (sender, recipient):
+            if person.pk not in present:
+                try:
+                    with transaction.atomic():
+                        _add_member(user=person, room=room)
+                except IntegrityError:
+                    pass  # another tab brought them back at the same moment
+        return room, False
+    names = sorted({sender.get_username(), recipient.get_username()})
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                slug=slug, name=" & ".join(names), kind=Room.Kind.DIRECT, created_by=sender
+            )
+            for person in {sender.pk: sender, recipient.pk: recipient}.values():
+                _add_member(user=person, room=room)
+    except IntegrityError:
+        return Room.objects.get(slug=slug), False
+    return room, True
+
+
+def find_user(username: str) -> User:
+    user_model = get_user_model()
+    try:
+        return user_model.objects.get(username=username, is_active=True)
+    except user_model.DoesNotExist:
+        raise RoomNotFound(f"No user {username[:150]!r}.") from None
+
+
+# --- messages -------------------------------------------------------------------------------
+
+# One statement allocates the seq: the row lock it takes serialises concurrent posters, and a
+# rollback returns the number, so seq stays gap-free. (SQLite 3.35+ and PostgreSQL.) It also
+# reads the archive flag from the row itself: callers may hold a Room loaded long ago.
+_NEXT_SEQ_SQL = (
+    "UPDATE rooms_room SET last_seq = last_seq + 1 "
+    "WHERE id = %s AND archived_at IS NULL RETURNING last_seq"
+)
+
+
+def _next_seq(room: Room) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SEQ_SQL, [room.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Forbidden("This room is archived.")
+    room.last_seq = int(row[0])
+    return room.last_seq
+
+
+def post_message(*, author: User, room: Room, body: str, ref: str | None = None) -> PostResult:
+    """Store a message with the room's next seq, then broadcast it once, on commit.
+
+    The same `ref` from the same author in the same room returns the first message instead.
+    """
+    body = clean_body(body)
+    try:
+        with transaction.atomic():
+            message = _store_message(author=author, room=room, body=body, ref=ref)
+    except IntegrityError:
+        # A retry of a ref already stored (or being stored): the unique constraint refused it
+        # and the rollback returned the seq. Answer with the first message. Retries are rare,
+        # so the common path pays no look-up for them.
+        if ref is None:
+            raise
+        return PostResult(Message.objects.get(room=room, author=author, ref=ref), created=False)
+    return PostResult(message, created=True)
+
+
+def _store_message(*, author: User, room: Room, body: str, ref: str | None) -> Message:
+    seq = _next_seq(room)
+    # The author's own message counts as read; the update doubles as the membership check.
+    if not Membership.objects.filter(room=room, user=author).update(last_read=seq):
+        membership_of(author, room)  # raises Forbidden with the right detail
+    message = Message.objects.create(room=room, author=author, seq=seq, body=body, ref=ref)
+    frame = protocol.encode(
+        {
+            "type": "message",
+            "room": room.slug,
+            "message": protocol.message_payload(message, author.get_username()),
+        }
+    )
+    fanout.publish_on_commit([{"room": room.pk, "frame": frame}])
+    return message
+
+
+@transaction.atomic
+def send_direct(
+    *, sender: User, recipient_name: str, body: str, ref: str | None = None
+) -> tuple[Room, PostResult]:
+    """Post to the direct room of two people, making it (and telling both) on first use."""
+    body = clean_body(body)
+    recipient = find_user(recipient_name)
+    room, _ = get_or_create_direct_room(sender=sender, recipient=recipient)
+    return room, post_message(author=sender, room=room, body=body, ref=ref)
+
+
+def _editable_message(*, user: User, message_id: int) -> Message:
+    message = Message.objects.select_related("room", "author").filter(pk=message_id).first()
+    if message is None or message.is_deleted:
+        raise MessageNotFound(f"No message {message_id}.")
+    check_can_view(user, message.room)
+    if message.author_id != user.pk and not user.is_staff:
+        raise Forbidden("Only the author or staff may change this message.")
+    return message
+
+
+def _publish_message_change(message: Message, event: str) -> None:
+    frame = protocol.encode(
+        {
+            "type": event,
+            "room": message.room.slug,
+            "id": message.pk,
+            "seq": message.seq,
+            "message": protocol.message_payload(message, message.author.get_username()),
+        }
+    )
+    fanout.publish_on_commit([{"room": message.room_id, "frame": frame}])
+
+
+@transaction.atomic
+def edit_message(*, user: User, message_id: int, body: str) -> Message:
+    """Change a message's body (author or staff) and tell the room."""
+    body = clean_body(body)
+    message = _editable_message(user=user, message_id=message_id)
+    message.body = body
+    message.edited_at = timezone.now()
+    message.save(update_fields=["body", "edited_at"])
+    _publish_message_change(message, "message_edited")
+    return message
+
+
+@transaction.atomic
+def delete_message(*, user: User, message_id: int) -> Message:
+    """Soft-delete a message (author or staff): it keeps its seq, loses its body."""
+    message = _editable_message(user=user, message_id=message_id)
+    soft_delete(message)
+    return message
+
+
+def soft_delete(message: Message) -> None:
+    """Blank a message and tell the room; used by users, staff and the admin action."""
+    message.deleted_at = timezone.now()
+    message.body = ""
+    message.save(update_fields=["deleted_at", "body"])
+    _publish_message_change(message, "message_deleted")
+
+
+@transaction.atomic
+def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) -> Membership:
+    """Move the user's read marker forward (never back) and tell all their connections."""
+    membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if membership is None:
+        check_can_view(user, room)
+        raise Forbidden("Join the room first.")
+    room.refresh_from_db(fields=["last_seq"])
+    seq = max(0, min(seq, room.last_seq))
+    if seq > membership.last_read:
+        membership.last_read = seq
+        membership.save(update_fields=["last_read"])
+    frame = protocol.encode(protocol.unread_payload(room, membership.last_read))
+    fanout.publish_on_commit([{"user": user.pk, "frame": frame, "skip_conn": origin}])
+    return membership
+
+
+def history(
+    *,
+    user: User,
+    room: Room,
+    before: int | None = None,
+    after: int | None = None,
+    limit: Any = None,
+) -> protocol.HistoryPage:
+    """A page of messages, oldest first: the newest before `before`, or the oldest after `after`."""
+    check_can_view(user, room)
+    if limit is None:
+        limit = LIMITS["HISTORY_DEFAULT"]
+    limit = max(1, min(int(limit), LIMITS["HISTORY_MAX"]))
+    messages = Message.objects.filter(room=room).with_author()
+    if after is not None:
+        rows = list(messages.filter(seq__gt=after).order_by("seq")[: limit + 1])
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+    else:
+        if before is not None:
+            messages = messages.filter(seq__lt=before)
+        rows = list(messages.order_by("-seq")[: limit + 1])
+        has_more = len(rows) > limit
+        rows = rows[:limit][::-1]
+    return protocol.HistoryPage(
+        room=room.slug,
+        messages=[protocol.message_payload(m, m.author.get_username()) for m in rows],
+        has_more=has_more,
+    )
+
+
+def announce_presence(*, user_id: int, event: str, username: str | None = None) -> None:
+    """Tell every room of the user that they came online or went offline."""
+    if username is None:
+        username = get_user_model().objects.get(pk=user_id).get_username()
+    frames = [
+        {
+            "room": room_id,
+            "skip_user": user_id,
+            "frame": protocol.encode(
+                {"type": "presence", "room": slug, "user": username, "event": event}
+            ),
+        }
+        for room_id, slug in Membership.objects.filter(user_id=user_id).values_list(
+            "room_id", "room__slug"
+        )
+    ]
+    if frames:
+        fanout.publish(frames)
+
+
+def deactivate_user(user: User) -> None:
+    """Cut every live connection of a user who may no longer chat (any worker)."""
+    fanout.publish_on_commit([{"user": user.pk, "close": protocol.CLOSE_REVOKED}])
+
+
+def end_session(user: User, session_key: str | None) -> None:
+    """Close the connections opened with one signed-out session."""
+    if session_key:
+        fanout.publish_on_commit(
+            [{"user": user.pk, "session": session_key, "close": protocol.CLOSE_REVOKED}]
+        )

@@ -1,0 +1,58 @@
+"""Pages: room list, new room, a room's page."""
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from . import selectors, services
+from .forms import RoomForm
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The room list when signed in, else the sign-in page itself."""
+    if not request.user.is_authenticated:
+        return LoginView.as_view(next_page="/")(request)
+    return room_list(request)
+
+
+@login_required
+def room_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "rooms/room_list.html", {"entries": selectors.rooms_for(request.user)})
+
+
+@login_required
+def room_new(request: HttpRequest) -> HttpResponse:
+    form = RoomForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.create_room(creator=request.user, **form.cleaned_data)
+        except services.SlugTaken as exc:
+            form.add_error("slug", exc.detail)
+        else:
+            return redirect("room_detail", slug=room.slug)
+    context = {"form": form, "entries": selectors.rooms_for(request.user)}
+    return render(request, "rooms/room_new.html", context)
+
+
+@login_required
+def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The room's page, rendered with its latest messages before the socket connects."""
+    try:
+        room = services.get_room(slug)
+        page = services.history(user=request.user, room=room)
+    except services.RoomNotFound:
+        raise Http404("No such room.") from None
+    except services.Forbidden:
+        raise PermissionDenied("This room is private.") from None
+    members = selectors.member_names(room)
+    context = {
+        "room": room,
+        "room_name": room.display_name_for(request.user),
+        "page": page,
+        "members": [name for _, name in members],
+        "is_member": any(pk == request.user.pk for pk, _ in members),
+        "entries": selectors.rooms_for(request.user),
+    }
+    return render(request, "rooms/room_detail.html", context)
