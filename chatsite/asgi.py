@@ -11,11 +11,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 # Django must be set up before the consumer (and its models) are imported.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatsite import write_through  # noqa: E402
+from chatsite.websocket_auth import SessionUserMiddleware  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
+
+write_through.install()
 
 application = ProtocolTypeRouter(
     {
@@ -23,7 +26,7 @@ application = ProtocolTypeRouter(
         # Origin check first (host names of DJANGO_ALLOWED_HOSTS; a missing Origin is refused),
         # then the session and user from the cookie.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SessionUserMiddleware(URLRouter(websocket_urlpatterns))
         ),
     }
 )

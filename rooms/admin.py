@@ -45,9 +45,21 @@ class RoomAdmin(admin.ModelAdmin):
             services.remove_member(room=membership.room, user=membership.user)
         for membership in instances:
             if membership.pk is None:
-                services.add_member(room=form.instance, user=membership.user, by=request.user)
+                services.add_member(
+                    room=form.instance, user=membership.user, by=request.user, role=membership.role
+                )
             else:
                 membership.save()
+
+    def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
+        """A room made here has an owner, as one made on the site: its creator."""
+        if not change and obj.created_by is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if not change and obj.created_by is not None:
+            services.add_member(
+                room=obj, user=obj.created_by, by=request.user, role=Membership.Role.OWNER
+            )
 
 
 @admin.register(Membership)
@@ -56,6 +68,13 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "room__kind"]
     search_fields = ["user__username", "room__slug"]
     autocomplete_fields = ["user", "room"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        """A membership added here reaches the user's open tabs at once (services.add_member)."""
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            services.add_member(room=obj.room, user=obj.user, by=request.user, role=obj.role)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         services.remove_member(room=obj.room, user=obj.user)

@@ -13,7 +13,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -34,11 +36,24 @@ def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 class ChatConsumer(AsyncWebsocketConsumer):
     """A signed-in user's tab: parses frames, calls services, writes replies."""
 
-    # No per-socket channel-layer channel: the Hub fans out (see the module docstring).
-    channel_layer_alias = "__no_layer_per_socket__"
-
     hub: fanout.Hub
     handlers: dict[str, Handler] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the socket: like AsyncConsumer's, minus what a hub-fed socket does not use.
+
+        No channel-layer channel (the Hub fans out, see the module docstring), no extra task
+        per socket to await it, and no database-thread hop per frame to close old connections
+        (every query here goes through database_sync_to_async, which does that already).
+        """
+        self.scope = scope
+        self.base_send = send
+        try:
+            while True:
+                message = await receive()
+                await getattr(self, get_handler_name(message))(message)
+        except StopConsumer:
+            pass
 
     async def connect(self) -> None:
         """Refuse anonymous or inactive users (HTTP 403), else greet with `hello`."""
@@ -53,19 +68,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         self.session_key: str | None = getattr(session, "session_key", None)
         self.rooms: dict[str, Room] = {}
-        self.malformed: deque[float] = deque()
+        # Times of recent malformed frames; made on the first one (most sockets never send one).
+        self.malformed: deque[float] | None = None
         self.closed = False
 
         self.hub = await fanout.Hub.get()
         try:
             if self.hub.draining or not await self.hub.wait_ready():
                 raise ConnectionError("this worker cannot reach the channel layer")
-            memberships = await _db(selectors.memberships_of)(user)
+            # Held before the rooms are read, so nothing published meanwhile passes it by.
+            self.hub.hold(self)
+            memberships, still_active = await _db(selectors.connection_state)(user)
         except Exception:
             # The handshake was fine; this worker is not: go elsewhere (or retry) and resume.
             logger.warning("refusing a socket: worker unavailable", exc_info=True)
+            self.hub.unregister(self)
             await self.accept()
             await self.close_with(protocol.CLOSE_SHUTDOWN)
+            return
+        if not still_active or self.closed:
+            # Deactivated (or signed out) while connecting: refuse the handshake.
+            await self.close_with(protocol.CLOSE_REVOKED)
             return
         await self.accept()
         hello = protocol.encode(
@@ -80,9 +103,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         for m in memberships:
             self.rooms[m.room.slug] = m.room
-        # No await between registering and writing `hello`: it is the first frame.
-        self.hub.register(self, [m.room_id for m in memberships])
         await self.write(hello)
+        await self.hub.release(self, [m.room_id for m in memberships])
         try:
             if await presence.backend().connect(self.user_id, self.conn_id):
                 await _db(services.announce_presence)(
@@ -117,6 +139,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": frame})
 
     async def close_with(self, code: int) -> None:
+        """Close the socket (before the handshake is accepted, that refuses it: HTTP 403)."""
         if not self.closed:
             self.closed = True
             await self.close(code)
@@ -125,6 +148,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Parse one frame, run its handler, and answer errors with an `error` frame."""
+        if self.closed:
+            return  # the server closed the socket; frames still in flight are not acted on
         raw = text_data if text_data is not None else bytes_data or b""
         if len(raw) > LIMITS["MAX_FRAME_BYTES"] // 4 and (
             len(raw.encode() if isinstance(raw, str) else raw) > LIMITS["MAX_FRAME_BYTES"]
@@ -156,6 +181,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _count_malformed(self) -> None:
         now = time.monotonic()
+        if self.malformed is None:
+            self.malformed = deque()
         window = self.malformed
         window.append(now)
         while window and window[0] < now - LIMITS["ABUSE_WINDOW_SECONDS"]:

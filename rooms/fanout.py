@@ -26,7 +26,7 @@ import signal
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -99,6 +99,8 @@ class Hub:
         self.by_room: dict[int, set[Connection]] = defaultdict(set)
         self.by_user: dict[int, set[Connection]] = defaultdict(set)
         self.rooms_of: dict[Connection, set[int]] = {}
+        # Connections between `hold` and `release`, with the items kept for them.
+        self.held: dict[Connection, list[Item]] = {}
         self.ready = asyncio.Event()
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -304,13 +306,29 @@ class Hub:
 
     # --- local index ------------------------------------------------------------------------
 
-    def register(self, conn: Connection, room_ids: Iterable[int]) -> None:
+    def hold(self, conn: Connection) -> None:
+        """Index a new connection by its user before its rooms are read.
+
+        From here on nothing published for the user passes the connection by (a deactivation,
+        a new direct room); what reaches it is kept until `release`, because `hello` must be
+        its first frame.
+        """
         self.by_user[conn.user_id].add(conn)
         self.rooms_of[conn] = set()
+        self.held[conn] = []
+
+    async def release(self, conn: Connection, room_ids: Iterable[int]) -> None:
+        """Subscribe the connection to its rooms, then apply, in order, what was kept for it."""
         for room_id in room_ids:
             self.subscribe(conn, room_id)
+        backlog = self.held.get(conn)
+        # Items may still arrive while the backlog is written: they queue behind it.
+        while backlog:
+            await self._apply(conn, _Change.of(backlog.pop(0)))
+        self.held.pop(conn, None)
 
     def unregister(self, conn: Connection) -> None:
+        self.held.pop(conn, None)
         for room_id in self.rooms_of.pop(conn, ()):
             self._drop(self.by_room, room_id, conn)
         self._drop(self.by_user, conn.user_id, conn)
@@ -342,6 +360,7 @@ class Hub:
 
     async def deliver(self, items: Iterable[Item]) -> None:
         """Apply each item to the local connections it concerns."""
+        held = self.held
         for item in items:
             room_id = item.get("room")
             user_id = item.get("user")
@@ -358,24 +377,42 @@ class Hub:
                 continue
             skip_user = item.get("skip_user")
             skip_conn = item.get("skip_conn")
-            frame = item.get("frame")
-            subscribe = item.get("subscribe")
-            unsubscribe = item.get("unsubscribe")
-            close = item.get("close")
+            change = _Change.of(item)
             # A copy: writing may end a connection, which changes the index.
             for conn in list(targets):
                 if (skip_user is not None and conn.user_id == skip_user) or (
                     skip_conn is not None and conn.conn_id == skip_conn
                 ):
                     continue
-                if subscribe is not None:
-                    self.subscribe(conn, subscribe)
-                try:
-                    if frame:
-                        await conn.write(frame)
-                    if close is not None:
-                        await conn.close_with(close)
-                except Exception:
-                    logger.debug("write to a closing connection failed", exc_info=True)
-                if unsubscribe is not None:
-                    self.unsubscribe(conn, unsubscribe)
+                if held and conn in held:
+                    held[conn].append(item)
+                    continue
+                await self._apply(conn, change)
+
+    async def _apply(self, conn: Connection, change: _Change) -> None:
+        if change.subscribe is not None:
+            self.subscribe(conn, change.subscribe)
+        try:
+            if change.frame:
+                await conn.write(change.frame)
+            if change.close is not None:
+                await conn.close_with(change.close)
+        except Exception:
+            logger.debug("write to a closing connection failed", exc_info=True)
+        if change.unsubscribe is not None:
+            self.unsubscribe(conn, change.unsubscribe)
+
+
+class _Change(NamedTuple):
+    """What an item does to each connection it reaches (see the module docstring)."""
+
+    frame: str | None
+    subscribe: int | None
+    unsubscribe: int | None
+    close: int | None
+
+    @classmethod
+    def of(cls, item: Item) -> _Change:
+        return cls(
+            item.get("frame"), item.get("subscribe"), item.get("unsubscribe"), item.get("close")
+        )

@@ -22,7 +22,8 @@ def client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     conn = _clients.get(loop)
     if conn is None:
-        # No read timeout: see stack fact 1; connect fails fast so errors reach the user.
+        # Short commands only (no blocking reads), so a read timeout is safe here (stack fact 1
+        # concerns the channel layer's blocking reads); connect fails fast so errors surface.
         conn = aioredis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5, max_connections=200
         )

@@ -32,6 +32,13 @@ def memberships_of(user: User) -> list[Membership]:
     return list(Membership.objects.filter(user=user).select_related("room").order_by("room__name"))
 
 
+def connection_state(user: User) -> tuple[list[Membership], bool]:
+    """What a new socket needs: the user's memberships, and whether the user is still active
+    (they may have been deactivated since the handshake read them)."""
+    active = type(user).objects.filter(pk=user.pk, is_active=True).exists()
+    return memberships_of(user), active
+
+
 def rooms_for(user: User) -> list[RoomEntry]:
     """Every room the user may see, with unread counts for the ones they belong to."""
     last_read = Membership.objects.filter(room=OuterRef("pk"), user=user).values("last_read")[:1]

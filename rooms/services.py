@@ -197,12 +197,14 @@ def join_room(*, user: User, room: Room, origin: str | None = None) -> tuple[Mem
 
 
 @transaction.atomic
-def add_member(*, room: Room, user: User, by: User) -> Membership:
+def add_member(
+    *, room: Room, user: User, by: User, role: str = Membership.Role.MEMBER
+) -> Membership:
     """An owner (or staff) adds someone to a room, private ones included."""
     if not (by.is_staff or Membership.objects.filter(room=room, user=by, role="owner").exists()):
         raise Forbidden("Only the room's owners can add members.")
     existing = Membership.objects.filter(room=room, user=user).first()
-    return existing or _add_member(user=user, room=room)
+    return existing or _add_member(user=user, room=room, role=role)
 
 
 @transaction.atomic
@@ -210,8 +212,10 @@ def leave_room(*, user: User, room: Room, origin: str | None = None) -> None:
     """Stop being a member; every connection of the user stops receiving the room."""
     deleted, _ = Membership.objects.filter(room=room, user=user).delete()
     if not deleted:
-        # Not a member of a room one may see: leaving is harmless, say `left` all the same.
+        # Not a member of a room one may see: leaving is harmless (the caller answers `left`),
+        # and there is nothing to tell anyone.
         check_can_view(user, room)
+        return
     _publish_membership_ended(user=user, room=room, origin=origin)
 
 
@@ -353,6 +357,8 @@ def _editable_message(*, user: User, message_id: int) -> Message:
     if message is None or message.is_deleted:
         raise MessageNotFound(f"No message {message_id}.")
     check_can_view(user, message.room)
+    if message.room.is_archived:
+        raise Forbidden("This room is archived.")
     if message.author_id != user.pk and not user.is_staff:
         raise Forbidden("Only the author or staff may change this message.")
     return message

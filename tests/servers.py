@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -49,18 +50,26 @@ def daphne(env: dict[str, str], port: int | None = None) -> Iterator[tuple[int, 
     """Run `daphne chatsite.asgi:application` on 127.0.0.1 with this environment."""
     port = port or free_port()
     full_env = {**os.environ, "CHATSITE_DEV": "1", **env}
-    proc = subprocess.Popen(
-        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until_listening(port, proc)
-        yield port, proc
-    finally:
-        stop(proc)
+    # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would
+    # block it.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            try:
+                wait_until_listening(port, proc)
+            except RuntimeError as exc:
+                log.seek(0)
+                tail = log.read()[-4000:].decode(errors="replace")
+                raise RuntimeError(f"{exc}\n{tail}") from None
+            yield port, proc
+        finally:
+            stop(proc)
 
 
 def migrate(env: dict[str, str]) -> None:

@@ -25,9 +25,6 @@ import pytest
 
 from tests.conftest import PASSWORD, require
 
-# Playwright's sync API runs an event loop in this thread; Django refuses sync ORM calls there.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 try:
     from playwright.sync_api import (
         Browser,
@@ -220,7 +217,16 @@ def _flush_redis(url: str, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package", autouse=True)
+def _sync_orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in this thread; Django refuses sync ORM calls
+    there. Allowed for this folder's tests only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="package")
 def server() -> Iterator[Server]:
     """A migrated, seeded site served by one daphne worker for the whole session."""
     require("Chromium", CHROMIUM is not None, "no chromium executable on PATH")
@@ -263,7 +269,7 @@ def server() -> Iterator[Server]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(server: Server) -> Iterator[Browser]:
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
@@ -272,7 +278,7 @@ def browser(server: Server) -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sessions(browser: Browser, server: Server) -> dict[str, dict]:
     """Signed-in storage state per persona, made once through the real sign-in form."""
     states = {}

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rooms import fanout
-from rooms.models import Message
 from tests.rooms.conftest import ORIGIN, Tab, session_cookie
 
 KNOWN_CODES = {
@@ -66,10 +65,9 @@ frames = st.one_of(
 )
 
 
-async def exchange(
-    user: Any, cookie: bytes, raw_frames: list[Any]
-) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Send the frames with refs, then a ping; return what came back and the refs expected."""
+async def exchange(user: Any, cookie: bytes, raw_frames: list[Any]) -> Exchange:
+    """Send the frames (objects with refs), then a ping; then read back the history of every
+    room something was acked in."""
     from channels.testing import WebsocketCommunicator
 
     from chatsite.asgi import application
@@ -78,65 +76,84 @@ async def exchange(
     comm = WebsocketCommunicator(
         application, "/ws/chat/", headers=[(b"origin", ORIGIN), (b"cookie", cookie)]
     )
+    result = Exchange()
     try:
         connected, _ = await comm.connect(timeout=5)
         assert connected
         tab = Tab(comm, user.username)
         await tab.recv()  # hello
-        expected: list[tuple[str, str]] = []
         for n, frame in enumerate(raw_frames):
             if isinstance(frame, dict):
-                frame = {**frame, "ref": f"f{n}"}
+                ref = frame.get("ref") if isinstance(frame.get("ref"), str) else f"f{n}"
+                frame = {**frame, "ref": ref}
                 kind = frame.get("type")
-                expected.append((f"f{n}", kind if isinstance(kind, str) else ""))
+                result.expected.append((ref, kind if isinstance(kind, str) else ""))
                 await tab.send_raw(json.dumps(frame))
             else:
+                result.refless += 1
                 await tab.send_raw(frame if isinstance(frame, str) else json.dumps(frame))
         pong = await tab.request(type="ping", ref="final")
         assert pong == {"type": "pong", "ref": "final"}
-        return tab.mailbox, expected
+        result.received = tab.mailbox
+        tab.mailbox = []
+        acked: dict[str, list[int]] = {}
+        for frame in result.received:
+            if frame["type"] == "ack":
+                acked.setdefault(frame["room"], []).append(frame["seq"])
+        for room, seqs in acked.items():
+            # Only this socket writes: one page after the first acked seq holds all of them.
+            page = await tab.request(type="history", room=room, after=min(seqs) - 1, limit=100)
+            result.history[room] = page["messages"]
+        return result
     finally:
         await comm.disconnect()
         await hub.stop()
 
 
+@dataclass
+class Exchange:
+    received: list[dict] = field(default_factory=list)
+    expected: list[tuple[str, str]] = field(default_factory=list)  # (ref, frame type)
+    refless: int = 0  # frames that are not JSON objects: their errors cannot carry a ref
+    history: dict[str, list[dict]] = field(default_factory=dict)
+
+
 @pytest.mark.django_db(transaction=True)
 @settings(
-    max_examples=100,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(batch=st.lists(frames, min_size=1, max_size=12))
 def test_random_frames_get_answers_and_acked_messages_are_stored_once(
-    batch, alice, bob, public_room, private_room, settings
+    batch, chat_layer, alice, bob, public_room, private_room, settings
 ):
     # Examples share one user: the rate limit is tested elsewhere and must not mask acks here.
     settings.CHAT = {**settings.CHAT, "RATE_BURST": 10**6}
-    # A valid send at the end, so every example has an ack to check.
-    batch = [*batch, {"type": "send", "room": "lobby", "body": "ok"}]
-    received, expected = asyncio.run(exchange(alice, session_cookie(alice), batch))
+    # A valid send at the end, sent twice with one ref as a client retrying would, so every
+    # example has an ack to check and a retry that must not store a second message.
+    retry = {"type": "send", "room": "lobby", "body": "ok", "ref": "retry"}
+    batch = [*batch, retry, retry]
+    result = asyncio.run(exchange(alice, session_cookie(alice), batch))
+    received = result.received
 
     errors = [f for f in received if f["type"] == "error"]
     for error in errors:
         assert error["code"] in KNOWN_CODES, error
         assert isinstance(error["detail"], str) and error["detail"]
+    assert len([e for e in errors if "ref" not in e]) == result.refless
     replies = {f.get("ref") for f in received if f["type"] != "message"}
-    for ref, kind in expected:
-        if kind in REPLYING or kind not in {"typing", "edit", "delete"}:
+    for ref, kind in result.expected:
+        if kind not in {"typing", "edit", "delete"}:
             assert ref in replies, f"no answer to {ref} ({kind})"
 
     acks = [f for f in received if f["type"] == "ack"]
-    assert acks, "the valid send was not acked"
-    stored = async_to_sync(_count_ids)([a["id"] for a in acks])
+    retried = [a for a in acks if a["ref"] == "retry"]
+    assert len(retried) == 2 and retried[0]["id"] == retried[1]["id"], retried
     for ack in acks:
-        assert stored[ack["id"]] == 1
-
-
-async def _count_ids(ids: list[int]) -> dict[int, int]:
-    from asgiref.sync import sync_to_async
-
-    def count() -> dict[int, int]:
-        rows = Message.objects.filter(pk__in=ids).values_list("pk", "seq", "room__slug")
-        return {pk: sum(1 for p, _, _ in rows if p == pk) for pk in ids}
-
-    return await sync_to_async(count)()
+        in_history = [m for m in result.history[ack["room"]] if m["id"] == ack["id"]]
+        assert len(in_history) == 1, f"acked {ack} is in history {len(in_history)} times"
+        assert (in_history[0]["seq"], in_history[0]["ref"]) == (ack["seq"], ack["ref"])
+    for room, messages in result.history.items():
+        seqs = [m["seq"] for m in messages]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{room}: gaps in {seqs}"
