@@ -163,6 +163,10 @@ class Hub:
         deadline = self.loop.time() + grace
         while (self.by_user or not self.outbox.empty()) and self.loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        # Leave the broadcast group now: a dead member would be sent every event until
+        # group_expiry.
+        with contextlib.suppress(Exception):
+            await self.stop()
         if then is not None:
             then()
 

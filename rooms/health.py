@@ -9,6 +9,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from . import fanout
+
 LAYER_TIMEOUT_SECONDS = 2.0
 
 
@@ -40,15 +42,21 @@ async def _layer_round_trip() -> bool:
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the channel layer both answer, else 503 naming the culprit."""
+    """200 when the database and the channel layer both answer, else 503 naming the culprit
+    (and 503 with `"worker": "draining"` while this worker shuts down)."""
     database = await sync_to_async(_database_ok)()
     try:
         layer = await asyncio.wait_for(_layer_round_trip(), LAYER_TIMEOUT_SECONDS)
     except Exception:
         layer = False
+    hub = fanout.Hub.running
+    draining = hub is not None and hub.draining
+    healthy = database and layer and not draining
     body = {
-        "status": "ok" if database and layer else "error",
+        "status": "ok" if healthy else "error",
         "database": "ok" if database else "error",
         "channel_layer": "ok" if layer else "error",
     }
-    return JsonResponse(body, status=200 if database and layer else 503)
+    if draining:
+        body["worker"] = "draining"
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -18,6 +18,8 @@ import {
 
 const PAGE_SIZE = 50;
 const FILL_SIZE = 100;
+// After a reconnect, at most this many pages of held messages are fetched again per room.
+const REFRESH_PAGES = 10;
 const MAX_BODY = 4000;
 // Consecutive messages of one author within this gap share one header.
 const GROUP_GAP_MS = 5 * 60_000;
@@ -65,6 +67,9 @@ class Room {
     this.hasMoreBefore = false;
     this.loadingOlder = false;
     this.filling = false;
+    // Held messages may have been edited or deleted while we were offline: fetch them again.
+    this.stale = false;
+    this.refreshing = false;
     this.members = null; // usernames, once known
     this.presenceKnown = false; // `joined` told us who is online
     this.typing = new Map(); // username -> expiry time
@@ -160,6 +165,7 @@ class ChatApp {
     this.changing = new Map(); // ref -> {id, kind}
     this.status = { state: "connecting" };
     this.connectedOnce = false;
+    this.greeted = false; // a `hello` came before: the next one is a reconnect
     this.lastTypingSent = 0;
     this.outbox = new Outbox(`chat:outbox:${this.me}`);
     this.dom = {
@@ -490,11 +496,17 @@ class ChatApp {
     for (const room of this.rooms.values()) {
       if (room.member && !listed.has(room.slug)) room.member = false;
     }
-    // Resume: whatever happened while we were away arrives by seq, from `history`.
-    for (const room of this.rooms.values()) if (room.hasGap) this.fill(room);
+    // Resume: whatever happened while we were away arrives by seq, from `history`; what was
+    // held already is fetched again for the open room now, for the others when they open.
+    for (const room of this.rooms.values()) {
+      if (this.greeted && room.loaded) room.stale = true;
+      if (room.hasGap) this.fill(room);
+    }
+    this.greeted = true;
     const room = this.current;
     if (room && this.view === "room") {
       if (room.slug && !room.loaded) this.loadLatest(room);
+      else if (room.stale) this.refresh(room);
       if (room.member) this.requestMembers(room);
       this.markRead(room);
     }
@@ -845,6 +857,7 @@ class ChatApp {
     this.renderAll({ anchor: "none" });
     if (!room.loaded) await this.loadLatest(room);
     else if (room.hasGap) await this.fill(room);
+    if (room.stale) await this.refresh(room);
     if (this.current !== room) return;
     const anchor =
       room.divider !== null ? "divider" : room.savedScroll === null ? "bottom" : "saved";
@@ -963,6 +976,33 @@ class ChatApp {
       if (loaded) this.renderMessages({ anchor: "prepend" });
       else this.renderHistoryStatus();
     }
+  }
+
+  /** Fetch the held messages again (edits and deletions made while we were offline). */
+  async refresh(room) {
+    if (!room.loaded || room.refreshing || !room.slug) return;
+    room.refreshing = true;
+    room.stale = false;
+    try {
+      let after = room.lo - 1;
+      for (let pages = 0; after < room.hi && pages < REFRESH_PAGES; pages++) {
+        const page = await this.conn.request({
+          type: "history",
+          room: room.slug,
+          after,
+          limit: FILL_SIZE,
+        });
+        const messages = page.messages.map(toMessage);
+        room.add(messages);
+        if (!page.has_more || !messages.length) break;
+        after = messages[messages.length - 1].seq;
+      }
+    } catch {
+      room.stale = true; // offline again: the next `hello` retries
+    } finally {
+      room.refreshing = false;
+    }
+    if (room === this.current) this.renderMessages();
   }
 
   /** Ask `history` after the last contiguous seq until the gap is closed. */

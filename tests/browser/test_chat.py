@@ -20,7 +20,7 @@ from .conftest import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, WebSocketRoute
 
 pytestmark = pytest.mark.browser
 
@@ -191,6 +191,57 @@ def test_server_restart_loses_and_doubles_nothing(pages: Pages, server: Server) 
     # And a reload renders the same, from the server.
     alice.reload()
     assert bodies(alice) == expected
+
+
+def test_edits_and_deletions_missed_while_disconnected_show_after_reconnecting(
+    pages: Pages,
+) -> None:
+    alice = pages.open("alice", "/rooms/missed/")
+    context = pages.context("bob")
+    sockets: list[WebSocketRoute] = []
+    dropping = {"on": False}
+
+    def relay(ws: WebSocketRoute) -> None:
+        # Bob's socket goes through this relay, which loses edit and delete events on demand,
+        # as a socket does that is away when they happen.
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if dropping["on"] and isinstance(message, str) and '"message_' in message:
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r"/ws/chat/$"), relay)
+    bob = pages.open("bob", "/rooms/missed/", context=context)
+    connected(alice)
+    connected(bob)
+    send(alice, "this one stays")
+    send(alice, "this one gets fixed")
+    send(alice, "this one goes away")
+    expect(bob.locator("#messages li.msg")).to_have_count(3)
+
+    dropping["on"] = True
+    for text, action in (("gets fixed", "Edit message"), ("goes away", "Delete message")):
+        row = alice.locator("#messages li.msg", has_text=text)
+        row.hover()
+        row.get_by_role("button", name=action).click()
+        if action == "Edit message":
+            editor = alice.locator("#messages .msg-editor textarea")
+            editor.fill("this one was fixed")
+            editor.press("Enter")
+        else:
+            row.get_by_role("button", name="Delete", exact=True).click()
+    now = ["this one stays", "this one was fixed (edited)", "Message deleted"]
+    expect(alice.locator("#messages li.msg .msg-body")).to_have_text(now)
+    bob.wait_for_timeout(500)
+    assert bodies(bob) == ["this one stays", "this one gets fixed", "this one goes away"]
+
+    sockets[-1].close(code=4012, reason="test: reconnect")
+    expect(bob.locator("#messages li.msg .msg-body")).to_have_text(now)
+    assert len(sockets) == 2, "bob's tab did not reconnect"
 
 
 def test_bodies_are_text_never_html(pages: Pages) -> None:

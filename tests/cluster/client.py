@@ -54,6 +54,7 @@ class ChatClient:
         self.upstreams: list[str] = []  # the worker behind each connection (X-Chatsite-Upstream)
         self.close_codes: list[int | None] = []
         self.errors: list[str] = []
+        self.retried: Counter[str] = Counter()  # error codes answered by retrying
         self.ws: Any = None
         self.connected = asyncio.Event()
         self.resumed = asyncio.Event()
@@ -229,6 +230,7 @@ class ChatClient:
                 await asyncio.sleep(0.05)
                 continue
             if reply.get("type") == "error" and reply.get("code") in RETRY_CODES:
+                self.retried[reply["code"]] += 1
                 await asyncio.sleep(0.3 * random.uniform(0.5, 1.5))
                 continue
             return reply

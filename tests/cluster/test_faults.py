@@ -1,16 +1,19 @@
-"""Faults under traffic: a killed worker, a rolling restart, a Redis restart. Nothing acked is
-lost or doubled, and the site recovers by itself."""
+"""Faults under traffic: a killed worker, a rolling restart, a Redis restart, a PostgreSQL
+restart. Nothing acked is lost or doubled, and the site recovers by itself."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
 from collections import Counter
+from urllib.parse import urlparse
 
 import pytest
+from django.db import connections
 
 from tests.conftest import port_open, require
 
@@ -128,3 +131,61 @@ async def test_redis_restart_loses_nothing_acked_and_the_site_recovers(live_clus
             what="live messages after the Redis restart",
         )
     await assert_nothing_lost(crowd, room)
+
+
+def _postgresql_cluster() -> list[str] | None:
+    """`pg_ctlcluster VERSION main` of the local PostgreSQL, if this machine manages it so."""
+    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
+        return None
+    versions = sorted(
+        os.listdir("/etc/postgresql"), key=lambda v: float(v) if v[0].isdigit() else 0
+    )
+    return (
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"] if versions else None
+    )
+
+
+async def test_postgresql_restart_answers_internal_and_the_site_recovers(live_cluster, clients):
+    database = urlparse(live_cluster.config.database_url)
+    pg = _postgresql_cluster()
+    require(
+        "a local PostgreSQL to restart",
+        database.hostname in ("127.0.0.1", "localhost") and pg is not None,
+        "the test restarts the PostgreSQL cluster of this machine with pg_ctlcluster",
+    )
+    assert pg is not None
+    crowd, room = await _crowd(clients, 4)
+    pids = dict(live_cluster.worker_pids)
+    url = live_cluster.config.url
+    done = asyncio.Event()
+    traffic = [asyncio.create_task(chatter(c, room, until=done, interval=0.3)) for c in crowd]
+    try:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(subprocess.run, [*pg, "stop", "-m", "fast"], check=True)
+        status, body = await asyncio.to_thread(healthz, url)
+        assert status == 503, (status, body)
+        assert json.loads(body)["database"] == "error", body
+        await asyncio.sleep(2.0)
+    finally:
+        await asyncio.to_thread(subprocess.run, [*pg, "start"], check=True)
+        # This test process's own connections died with the server too.
+        await asyncio.to_thread(connections.close_all)
+    # Sends were refused with `internal` (and retried with the same ref) rather than lost.
+    assert sum(c.retried["internal"] for c in crowd) > 0, [c.retried for c in crowd]
+
+    try:
+        await asyncio.to_thread(live_cluster.wait_healthy, f"{url}/healthz", 30)
+        await asyncio.sleep(2.0)
+    finally:
+        done.set()
+    acks = await asyncio.wait_for(asyncio.gather(*traffic), 60)
+    assert live_cluster.worker_pids == pids, "a worker was restarted"
+    marks = [await c.send_message(room, "after the restart", f"{c.username}-after") for c in crowd]
+    for client in crowd:
+        await client.wait_for(
+            lambda c=client: all(m["seq"] in c.view[room] for m in marks),
+            timeout=15,
+            what="live messages after the PostgreSQL restart",
+        )
+    truth = await assert_nothing_lost(crowd, room)
+    assert len(truth) == sum(map(len, acks)) + len(crowd)
