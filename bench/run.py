@@ -12,6 +12,7 @@ Scenarios (each starts its own workers on a fresh database and a fresh Redis pre
 - two-core / two-pubsub: 2 workers (PostgreSQL, Redis; CHATSITE_CHANNEL_LAYER core or pubsub),
                  behind nginx when deploy/ provides it, else addressed directly.
 - idle:          as many idle sockets as fit (target 5,000) on one worker: RSS per socket.
+- many:          10,000 sockets across two workers (PostgreSQL, Redis), held with heartbeats.
 - profile:       one worker under pyinstrument at a saturating load: where the time goes.
 """
 
@@ -219,23 +220,49 @@ def _connect_line(c: ConnectReport) -> str:
 
 
 async def run_idle(
-    target: int, processes: int, time_budget: float, env: dict[str, str], server: str = "daphne"
+    target: int,
+    processes: int,
+    time_budget: float,
+    env: dict[str, str],
+    server: str = "daphne",
+    *,
+    workers: int = 1,
+    redis_url: str | None = None,
+    hold: float = 3.0,
 ) -> ScenarioResult:
-    """Open idle sockets in batches until `target` (or failures, or the time budget)."""
+    """Open idle sockets in batches until `target` (or failures, or the time budget), then
+    hold them `hold` seconds: nothing may drop while nobody talks."""
     started = time.monotonic()
     per_room = 100
     rooms = max(1, target // per_room)
-    result = ScenarioResult(
-        "idle",
-        "(d) Idle sockets on one worker",
-        f"1 {server} worker, SQLite, in-process layer",
-        target,
-        rooms,
-        1,
-        "≤ 25 KB RSS per idle socket at 5,000 idle sockets",
-    )
+    if workers == 1:
+        result = ScenarioResult(
+            "idle",
+            "(d) Idle sockets on one worker",
+            f"1 {server} worker, SQLite, in-process layer",
+            target,
+            rooms,
+            1,
+            "≤ 25 KB RSS per idle socket at 5,000 idle sockets",
+        )
+        deployment = Deployment(workers=1, name="idle", extra_env=env, server=server)
+    else:
+        result = ScenarioResult(
+            "many",
+            f"(f) {target:,} sockets on {workers} workers",
+            f"{workers} daphne workers, PostgreSQL, Redis `core` layer, addressed directly "
+            f"(sockets split evenly); held {hold:.0f} s with daphne's pings (every 20 s) and "
+            "the presence heartbeat (every 10 s) running",
+            target,
+            rooms,
+            workers,
+            f"{target:,} concurrent sockets across {workers} workers, none dropped",
+        )
+        deployment = Deployment(
+            workers=workers, database="postgres", redis_url=redis_url, name="many", extra_env=env
+        )
     try:
-        with Deployment(workers=1, name="idle", extra_env=env, server=server) as site:
+        with deployment as site:
             slugs, owner_key = make_rooms(site, rooms, prefix="lobby")
             users = site.seed_users("idle", target, slugs)
             async with LoadGenerator(
@@ -245,8 +272,8 @@ async def run_idle(
                 # one-off costs, not per-socket ones.
                 await load.connect(load.plan([owner_key], [None]))
                 await load.settle(quiet=0.3, limit=5)
-                baseline = rss_of(site.worker_pids)[0]
-                result.rss_idle_bytes = [baseline]
+                baseline = sum(rss_of(site.worker_pids))
+                result.rss_idle_bytes = rss_of(site.worker_pids)
                 batches: list[dict[str, Any]] = []
                 keys = [k for _, k in users]
                 batch = max(100, target // 5)
@@ -261,7 +288,7 @@ async def run_idle(
                     opened += report.opened
                     connect_times.append(report.seconds)
                     await load.settle(quiet=0.5, limit=15)
-                    rss = rss_of(site.worker_pids)[0]
+                    rss = sum(rss_of(site.worker_pids))
                     batches.append(
                         {
                             "sockets": opened,
@@ -272,26 +299,32 @@ async def run_idle(
                         }
                     )
                     log(
-                        f"idle: {opened} sockets, RSS {rss / 2**20:.1f} MiB, "
+                        f"{result.key}: {opened} sockets, RSS {rss / 2**20:.1f} MiB, "
                         f"{(rss - baseline) / max(opened, 1) / 1024:.1f} KiB/socket"
                     )
                     if report.failed:
                         result.extra["stopped"] = f"connect failures {report.failed}"
+                        result.extra["worker_logs"] = [
+                            site.log_tail(i, 15) for i in range(len(site.worker_pids))
+                        ]
+                        log(
+                            f"{result.key}: worker logs:\n" + "\n".join(result.extra["worker_logs"])
+                        )
                         break
-                # Idle a few seconds: nothing may drop while nobody talks.
-                await asyncio.sleep(3)
+                await asyncio.sleep(hold)
                 seen = await asyncio.gather(*(h.call("collect") for h in load.handles))
+                result.extra["held_seconds"] = hold
                 result.extra["closed_while_idle"] = sum(sum(r["closes"].values()) for r in seen)
                 result.extra["open_after_idle"] = sum(r["open"] for r in seen) - 1
-                final = rss_of(site.worker_pids)[0]
-                result.rss_connected_bytes = [final]
+                result.rss_connected_bytes = rss_of(site.worker_pids)
+                final = sum(result.rss_connected_bytes)
                 result.extra["batches"] = batches
                 result.extra["sockets"] = opened
                 result.extra["per_socket_bytes"] = (final - baseline) / max(opened, 1)
                 result.connect = {"seconds": sum(connect_times), "opened": opened}
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-        log(f"idle: FAILED: {result.error}")
+        log(f"{result.key}: FAILED: {result.error}")
     result.seconds = time.monotonic() - started
     return result
 
@@ -568,6 +601,18 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 max(100, round(5000 * scale)), processes, 90 * max(scale, 0.3), env, args.server
             )
         )
+    if wanted("many"):
+        scenarios.append(
+            await run_idle(
+                max(200, round(10000 * scale)),
+                processes,
+                120 * max(scale, 0.3),
+                env,
+                workers=2,
+                redis_url=redis_url,
+                hold=25.0 * max(scale, 0.4),
+            )
+        )
     profile_text = ""
     shares: dict[str, float] = {}
     skipped: list[str] = []
@@ -640,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="clients, loads and idle sockets")
     parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument(
-        "--only", default="", help="one-worker,two-core,two-pubsub,idle,memory,profile"
+        "--only", default="", help="one-worker,two-core,two-pubsub,idle,many,memory,profile"
     )
     parser.add_argument("--direct", action="store_true", help="two workers without nginx")
     parser.add_argument(

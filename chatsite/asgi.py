@@ -15,7 +15,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatsite import write_through  # noqa: E402
-from chatsite.websocket_auth import SessionUserMiddleware  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 write_through.install()
@@ -24,9 +23,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin check first (host names of DJANGO_ALLOWED_HOSTS; a missing Origin is refused),
-        # then the session and user from the cookie.
-        "websocket": AllowedHostsOriginValidator(
-            SessionUserMiddleware(URLRouter(websocket_urlpatterns))
-        ),
+        # then the route, whose middleware reads the session and user from the cookie.
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

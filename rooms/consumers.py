@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,22 @@ Handler = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
 
 def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return database_sync_to_async(func)
+
+
+# The Room instances this worker's sockets hold, one per room: a user in ten rooms with three
+# tabs would otherwise keep thirty copies. Rules that may change (archiving) are checked in the
+# database, never on these.
+_rooms: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+
+
+def _shared(room: Room) -> Room:
+    """This worker's copy of the room (a room deleted and made again under its slug replaces
+    the copy)."""
+    known = _rooms.get(room.slug)
+    if known is not None and known.pk == room.pk:
+        return known
+    _rooms[room.slug] = room
+    return room
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -65,8 +82,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id: int = user.pk
         self.username: str = user.get_username()
         self.conn_id = uuid.uuid4().hex
-        session = self.scope.get("session")
-        self.session_key: str | None = getattr(session, "session_key", None)
+        self.session_key: str | None = self.scope.get("session_key")
         self.rooms: dict[str, Room] = {}
         # Times of recent malformed frames; made on the first one (most sockets never send one).
         self.malformed: deque[float] | None = None
@@ -78,7 +94,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise ConnectionError("this worker cannot reach the channel layer")
             # Held before the rooms are read, so nothing published meanwhile passes it by.
             self.hub.hold(self)
-            memberships, still_active = await _db(selectors.connection_state)(user)
+            memberships, lean_user = await _db(selectors.connection_state)(user)
         except Exception:
             # The handshake was fine; this worker is not: go elsewhere (or retry) and resume.
             logger.warning("refusing a socket: worker unavailable", exc_info=True)
@@ -86,10 +102,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close_with(protocol.CLOSE_SHUTDOWN)
             return
-        if not still_active or self.closed:
+        if lean_user is None or self.closed:
             # Deactivated (or signed out) while connecting: refuse the handshake.
             await self.close_with(protocol.CLOSE_REVOKED)
             return
+        # The socket keeps the lean copy; the full user of the handshake can go.
+        self.user = self.scope["user"] = user = lean_user
         await self.accept()
         hello = protocol.encode(
             {
@@ -102,7 +120,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         for m in memberships:
-            self.rooms[m.room.slug] = m.room
+            self.rooms[m.room.slug] = _shared(m.room)
         await self.write(hello)
         await self.hub.release(self, [m.room_id for m in memberships])
         try:
@@ -193,7 +211,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def room(self, slug: str) -> Room:
         room = self.rooms.get(slug)
         if room is None:
-            room = await _db(services.get_room)(slug)
+            room = _shared(await _db(services.get_room)(slug))
             self.rooms[slug] = room
         return room
 
@@ -215,7 +233,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_join(self, frame: dict[str, Any]) -> None:
         # Fresh from the database: the reply carries the room's current last_seq.
         room = await _db(services.get_room)(frame["room"])
-        self.rooms[room.slug] = room
+        self.rooms[room.slug] = _shared(room)
         membership, _ = await _db(services.join_room)(
             user=self.user, room=room, origin=self.conn_id
         )
@@ -253,7 +271,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room, result = await _db(services.send_direct)(
             sender=self.user, recipient_name=frame["to"], body=frame["body"], ref=frame.get("ref")
         )
-        self.rooms[room.slug] = room
+        self.rooms[room.slug] = _shared(room)
         # Subscribe now: the hub's `room_added` may arrive after the client's next frame.
         self.hub.subscribe(self, room.pk)
         await self._ack(room.slug, result.message, frame.get("ref"))

@@ -98,7 +98,8 @@ class Hub:
         self.outbox: asyncio.Queue[list[Item]] = asyncio.Queue()
         self.by_room: dict[int, set[Connection]] = defaultdict(set)
         self.by_user: dict[int, set[Connection]] = defaultdict(set)
-        self.rooms_of: dict[Connection, set[int]] = {}
+        # A list, not a set: a socket is in a few rooms, and every idle socket keeps one.
+        self.rooms_of: dict[Connection, list[int]] = {}
         # Connections between `hold` and `release`, with the items kept for them.
         self.held: dict[Connection, list[Item]] = {}
         self.ready = asyncio.Event()
@@ -318,7 +319,7 @@ class Hub:
         its first frame.
         """
         self.by_user[conn.user_id].add(conn)
-        self.rooms_of[conn] = set()
+        self.rooms_of[conn] = []
         self.held[conn] = []
 
     async def release(self, conn: Connection, room_ids: Iterable[int]) -> None:
@@ -338,19 +339,19 @@ class Hub:
         self._drop(self.by_user, conn.user_id, conn)
 
     def subscribe(self, conn: Connection, room_id: int) -> None:
-        if conn in self.rooms_of:
+        rooms = self.rooms_of.get(conn)
+        if rooms is not None and room_id not in rooms:
             self.by_room[room_id].add(conn)
-            self.rooms_of[conn].add(room_id)
+            rooms.append(room_id)
 
     def unsubscribe(self, conn: Connection, room_id: int) -> None:
-        self.rooms_of.get(conn, set()).discard(room_id)
+        rooms = self.rooms_of.get(conn)
+        if rooms is not None and room_id in rooms:
+            rooms.remove(room_id)
         self._drop(self.by_room, room_id, conn)
 
     def is_subscribed(self, conn: Connection, room_id: int) -> bool:
         return room_id in self.rooms_of.get(conn, ())
-
-    def connections_of(self, user_id: int) -> set[Connection]:
-        return self.by_user.get(user_id, set())
 
     @staticmethod
     def _drop(index: dict[int, set[Connection]], key: int, conn: Connection) -> None:
@@ -382,6 +383,8 @@ class Hub:
             skip_user = item.get("skip_user")
             skip_conn = item.get("skip_conn")
             change = _Change.of(item)
+            # Most items only carry a frame: write it without a coroutine of its own per socket.
+            frame_only = change.frame if change.is_frame_only else None
             # A copy: writing may end a connection, which changes the index.
             for conn in list(targets):
                 if (skip_user is not None and conn.user_id == skip_user) or (
@@ -390,8 +393,13 @@ class Hub:
                     continue
                 if held and conn in held:
                     held[conn].append(item)
-                    continue
-                await self._apply(conn, change)
+                elif frame_only:
+                    try:
+                        await conn.write(frame_only)
+                    except Exception:
+                        logger.debug("write to a closing connection failed", exc_info=True)
+                else:
+                    await self._apply(conn, change)
 
     async def _apply(self, conn: Connection, change: _Change) -> None:
         if change.subscribe is not None:
@@ -414,6 +422,10 @@ class _Change(NamedTuple):
     subscribe: int | None
     unsubscribe: int | None
     close: int | None
+
+    @property
+    def is_frame_only(self) -> bool:
+        return self.subscribe is None and self.unsubscribe is None and self.close is None
 
     @classmethod
     def of(cls, item: Item) -> _Change:

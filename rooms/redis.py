@@ -13,6 +13,11 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] =
 )
 
 
+# Connections per worker for presence and rate limits: each command takes well under a
+# millisecond, so a few dozen serve thousands of sockets.
+POOL_SIZE = 32
+
+
 def enabled() -> bool:
     return bool(settings.REDIS_URL)
 
@@ -24,8 +29,16 @@ def client() -> aioredis.Redis:
     if conn is None:
         # Short commands only (no blocking reads), so a read timeout is safe here (stack fact 1
         # concerns the channel layer's blocking reads); connect fails fast so errors surface.
-        conn = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5, max_connections=200
+        # A blocking pool: when thousands of sockets connect at once (a worker restart) their
+        # presence calls wait briefly for a connection instead of failing with "Too many
+        # connections" (stack fact 1) or opening one each.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=POOL_SIZE,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
+        conn = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         _clients[loop] = conn
     return conn

@@ -32,11 +32,15 @@ def memberships_of(user: User) -> list[Membership]:
     return list(Membership.objects.filter(user=user).select_related("room").order_by("room__name"))
 
 
-def connection_state(user: User) -> tuple[list[Membership], bool]:
-    """What a new socket needs: the user's memberships, and whether the user is still active
-    (they may have been deactivated since the handshake read them)."""
-    active = type(user).objects.filter(pk=user.pk, is_active=True).exists()
-    return memberships_of(user), active
+# What a socket needs of its user for its lifetime: every idle socket holds one.
+SOCKET_USER_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
+
+
+def connection_state(user: User) -> tuple[list[Membership], User | None]:
+    """What a new socket needs: the user's memberships, and the user read again with only the
+    fields a socket uses (None if they were deactivated since the handshake read them)."""
+    lean = type(user).objects.only(*SOCKET_USER_FIELDS).filter(pk=user.pk, is_active=True).first()
+    return memberships_of(user), lean
 
 
 def rooms_for(user: User) -> list[RoomEntry]:

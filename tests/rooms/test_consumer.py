@@ -112,7 +112,11 @@ async def test_leave_tells_every_tab_and_stops_delivery(connect, public_room, al
     assert (await b2.recv_type("left"))["room"] == "lobby"
     left = await a.recv_type("presence", event="left")
     assert left == {"type": "presence", "room": "lobby", "user": "bob", "event": "left"}
+    # What reached bob's tabs before they left (alice coming online, say) is not the point.
+    await b1.frames()
+    await b2.frames()
     await a.request(type="send", room="lobby", body="bob is gone")
+    await a.send(type="typing", room="lobby")
     await b1.nothing()
     await b2.nothing()
 
