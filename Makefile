@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 4
 
-.PHONY: run test lint format bench cluster cluster-stop clean
+.PHONY: run test lint format bench bench-layers cluster cluster-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	CHATSITE_DEV=1 $(BIN)/mypy rooms/services.py rooms/protocol.py rooms/fanout.py rooms/presence.py rooms/ratelimit.py rooms/selectors.py
 
-## bench: the standard load scenarios; writes docs/performance.md
+## bench: the standard load scenarios (under five minutes); writes docs/performance.md
 bench: $(VENV)/.installed-dev
 	CHATSITE_DEV=1 $(BIN)/python -m bench.run
+
+## bench-layers: the channel-layer comparison; writes its section of docs/scaling.md
+bench-layers: $(VENV)/.installed-dev
+	CHATSITE_DEV=1 $(BIN)/python -m bench.run --only two-core,two-pubsub --merge
 
 ## cluster: WORKERS daphne workers behind nginx on http://127.0.0.1:8080 (PostgreSQL + Redis)
 cluster: $(VENV)/.installed-dev

@@ -23,10 +23,11 @@ Data = dict[str, Any]
 def write(data: Data) -> list[Path]:
     DOCS.mkdir(exist_ok=True)
     written = []
-    if plot(data, PLOT):
-        written.append(PLOT)
-    PERFORMANCE.write_text(performance(data))
-    written.append(PERFORMANCE)
+    if scenario(data, "one-worker"):
+        if plot(data, PLOT):
+            written.append(PLOT)
+        PERFORMANCE.write_text(performance(data))
+        written.append(PERFORMANCE)
     section = layer_section(data)
     if section:
         replace_section(SCALING, LAYER_HEADING, section)
@@ -96,9 +97,11 @@ def performance(data: Data) -> str:
         "",
         "## Running it",
         "",
-        "- `make bench`: every scenario below, about four and a half minutes on this machine; "
-        "`python -m bench.run --scale 0.2` runs a fifth of the clients, loads and idle sockets, "
-        "`--only one-worker,idle` picks scenarios, `--env NAME=VALUE` sets a worker setting, "
+        "- `make bench`: the standard scenarios (one-worker, two-core, many, then memory and "
+        "profile as time allows), under five minutes; `make bench-layers` compares the two "
+        "channel layers for docs/scaling.md. `python -m bench.run --scale 0.2` runs a fifth of "
+        "the clients, loads and sockets, `--only one-worker,idle` picks scenarios (`--merge` "
+        "puts them into the last results), `--env NAME=VALUE` sets a worker setting, "
         "`--direct` addresses two workers without nginx.",
         "- `python -m bench.loadgen --url ws://127.0.0.1:8011/ws/chat/ [--url …] [--pid PID] "
         "--clients 200 --rooms 4 --load 2000,5000`: the same clients against workers someone "
@@ -119,7 +122,7 @@ def performance(data: Data) -> str:
         "",
     ]
     for s in data["scenarios"]:
-        if s["key"] == "idle":
+        if s["key"] in ("idle", "many"):
             out += idle_section(s)
         elif s["key"] == "memory":
             out += memory_section(s)
@@ -169,14 +172,26 @@ def summary(data: Data) -> list[str]:
             f"| two workers: ≥ {n(20000 * scale)} clean deliveries/s | {measured} | "
             f"{yes(best >= 20000 * scale)} |"
         )
-    idle = scenario(data, "idle")
-    if idle and idle["extra"].get("sockets"):
+    for idle in (scenario(data, "idle"), scenario(data, "many")):
+        if not idle or not idle["extra"].get("sockets"):
+            continue
         per = idle["extra"]["per_socket_bytes"]
         sockets = idle["extra"]["sockets"]
+        per_worker = sockets / idle["workers"]
         rows.append(
             f"| ≤ 25 KB RSS per idle socket at {n(5000 * scale)} idle sockets | "
-            f"{per / 1000:.1f} KB per socket at {n(sockets)} sockets | "
-            f"{yes(per <= 25000 and sockets >= 5000 * scale)} |"
+            f"{per / 1000:.1f} KB per socket at {n(per_worker)} sockets per worker "
+            f"({idle['workers']} worker{'s' if idle['workers'] > 1 else ''}) | "
+            f"{yes(per <= 25000 and per_worker >= 5000 * scale)} |"
+        )
+    many = scenario(data, "many")
+    if many and many["extra"].get("sockets") is not None:
+        extra = many["extra"]
+        ok = extra["sockets"] >= 10000 * scale and extra.get("closed_while_idle", 1) == 0
+        rows.append(
+            f"| {n(10000 * scale)} concurrent sockets across two workers with heartbeats "
+            f"running | {n(extra['sockets'])} open, {n(extra.get('closed_while_idle', 0))} "
+            f"closed while held {extra.get('held_seconds', 0):.0f} s | {yes(ok)} |"
         )
     failed = [s for s in data["scenarios"] if s.get("error")]
     lines = rows
@@ -237,8 +252,10 @@ def method(data: Data) -> list[str]:
         "processes. *Rest of machine* is what every other process used meanwhile: PostgreSQL, "
         "and other programs — this machine is shared, so a high figure there marks a disturbed "
         "step.",
-        "- **Idle sockets** open in batches on one worker; RSS per socket = (RSS with N "
-        "sockets − RSS with one warm socket) / N, after a few seconds of quiet.",
+        "- **Idle sockets** open in batches; RSS per socket = (RSS of the workers with N "
+        "sockets − their RSS with one warm socket) / N, after a few seconds of quiet. The "
+        "`many` scenario then holds them through daphne's pings (every 20 s) and the presence "
+        "heartbeat (every 10 s) and counts every socket the server closed meanwhile.",
     ]
 
 
@@ -361,10 +378,10 @@ def idle_section(s: Data) -> list[str]:
     extra = s.get("extra") or {}
     batches = extra.get("batches") or []
     if batches:
-        base = s["rss_idle_bytes"][0]
+        base = sum(s["rss_idle_bytes"])
         out += [
             "",
-            "| sockets | worker RSS MiB | per socket KB | batch connect s | handshake p99 ms |",
+            "| sockets | workers' RSS MiB | per socket KB | batch connect s | handshake p99 ms |",
             "|---:|---:|---:|---:|---:|",
         ]
         for b in batches:
@@ -375,9 +392,11 @@ def idle_section(s: Data) -> list[str]:
             )
         out += [
             "",
-            f"Baseline (one warm socket): {mib(base)} MiB. After a few idle seconds: "
-            f"{mib(s['rss_connected_bytes'][0])} MiB with {n(extra.get('sockets', 0))} sockets, "
-            f"{n(extra.get('open_after_idle', 0))} still open: "
+            f"Baseline (one warm socket): {mib(base)} MiB. After "
+            f"{extra.get('held_seconds', 3):.0f} idle seconds: "
+            f"{mib(sum(s['rss_connected_bytes']))} MiB with {n(extra.get('sockets', 0))} "
+            f"sockets, {n(extra.get('open_after_idle', 0))} still open, "
+            f"{n(extra.get('closed_while_idle', 0))} closed by the server meanwhile: "
             f"**{extra.get('per_socket_bytes', 0) / 1000:.1f} KB per idle socket**.",
         ]
         if extra.get("stopped"):
@@ -473,82 +492,140 @@ def source_line(where: str) -> str:
     return linecache.getline(str(ROOT / path), int(line or 0)).strip()
 
 
-def findings(data: Data) -> list[str]:
-    out = [
-        "## Findings and recommended server changes",
+BASELINE = ROOT / "bench" / "baseline.json"
+
+
+def before_and_after(data: Data) -> list[str]:
+    """This run beside bench/baseline.json: the first complete version, measured on the same
+    machine before the changes of the design section below."""
+    if not BASELINE.exists():
+        return []
+    import json
+
+    base = json.loads(BASELINE.read_text())
+    rows = ["| measure | before | now |", "|---|---:|---:|"]
+    one, one0 = scenario(data, "one-worker"), base["scenarios"].get("one-worker")
+    if one and one0:
+        for load in (5000, 10000):
+            then, now = step_at(one0, load), step_at(one, load)
+            if then and now:
+                rows.append(
+                    f"| one worker at {n(load)}/s: worker CPU (% of a core) / p99 ms | "
+                    f"{cpu(then.get('server') or {'cpu_percent': then['server_cpu_percent']})} / "
+                    f"{ms(then['p99_ms'])} | {cpu(now.get('server'))} / {ms(now['p99_ms'])} |"
+                )
+        rows.append(
+            f"| one worker: highest clean load | {n(one0['highest_clean'])}/s | "
+            f"{n(one['highest_clean'])}/s |"
+        )
+    two, two0 = scenario(data, "two-core"), base["scenarios"].get("two-core")
+    if two and two0:
+        then, now = step_at(two0, 10000), step_at(two, 10000)
+        if then and now:
+            rows.append(
+                "| two workers behind nginx at 10,000/s: delivered/s, p99 ms | "
+                f"{n(then['delivered_per_s'])}, {ms(then['p99_ms'])} | "
+                f"{n(now['delivered_per_s'])}, {ms(now['p99_ms'])} |"
+            )
+    idle0 = base["scenarios"].get("idle")
+    idle = scenario(data, "idle") or scenario(data, "many")
+    if idle0 and idle and idle["extra"].get("per_socket_bytes"):
+        rows.append(
+            f"| RSS per idle socket | {idle0['per_socket_bytes'] / 1000:.1f} KB | "
+            f"{idle['extra']['per_socket_bytes'] / 1000:.1f} KB |"
+        )
+    return [
+        f"Before = commit {base['commit']} (the first complete version), measured on this "
+        f"machine on {base['date']} with the same bench; now = the run above. Only runs made "
+        "side by side compare: this machine is shared, and the same code measured "
+        "noticeably faster on other days.",
         "",
-        "What the figures above point to (the bench changes no server code):",
+        *rows,
         "",
     ]
+
+
+def findings(data: Data) -> list[str]:
     shares = data.get("profile_shares") or {}
     one = scenario(data, "one-worker")
     held = one.get("hold") if one else None
-    if held and held.get("server") and shares:
-        wrapper = shares["session_send"] - shares["handle_reply"]
-        us = per_delivery_us(held["server"], held["delivered_per_s"])
-        out += [
-            f"1. **A delivery costs the worker about {us:.0f} µs of CPU** (one "
-            f"worker at {n(held['offered'])}/s, storing one message per "
-            f"{n(held['expected'] / max(held['sent'], 1))} deliveries included), and most of "
-            "the event loop's work is writing already-encoded frames. In the profile, "
-            "`Hub.deliver` (rooms/fanout.py) takes "
-            f"{shares['deliver']:.0f} % of the event loop, the consumer's own frame handling "
-            f"(`ChatConsumer.receive`: parse, store, ack) {shares['receive']:.0f} %. Inside "
-            "the delivery (shares of the event loop's time):",
-            f"   - {wrapper:.0f} % is channels' `InstanceSessionWrapper.send` "
-            "(channels/sessions.py:169), which `AuthMiddlewareStack` in chatsite/asgi.py puts "
-            "around every `send`: it reads `scope['session'].modified` and `.is_empty()` through "
-            "`LazyObject` on every frame, although the consumer never changes the session. "
-            "**Recommended:** for `/ws/chat/`, resolve the session and user once at connect "
-            "(channels' `CookieMiddleware` plus a small middleware in chatsite/ that sets "
-            "`scope['session']` and `scope['user']`) and pass `send` through untouched.",
-            f"   - {shares['handle_reply']:.0f} % is daphne → autobahn → Twisted, and Twisted's "
-            "write path is the largest part of it: `FileDescriptor.write` never writes at once "
-            "but registers the socket for writability (`startWriting` → `epoll_ctl`, "
-            f"{shares['start_writing']:.0f} % of the loop), then sends on a later loop turn and "
-            f"unregisters it (`doWrite` → `send()` + `epoll_ctl`, another "
-            f"{shares['do_write']:.0f} % outside `Hub.deliver`): three system calls and two "
-            "callbacks per delivery. autobahn also formats a debug-log argument (`hltype`) for "
-            f"every frame with logging off ({shares['hltype']:.0f} %). None of this is in the "
-            "site's code; an ASGI server on asyncio's own transports, which write at once and "
-            "register only when the kernel buffer is full, avoids it. Measured by hand with the "
-            "same site and bench (`pip install uvicorn`, then `python -m bench.run --only "
-            "one-worker --server uvicorn --no-docs`; uvicorn 0.54, `--ws websockets-sansio`, "
-            f"no uvloop): 29–30 µs per delivery instead of about {us:.0f}, every step up to "
-            "20,000/s "
-            "clean (p99 22 ms at 20,000/s) and 25,000/s clean in a separate run (p99 192 ms). "
-            "**Recommended for evaluation:** run the workers under uvicorn. It changes what "
-            "the stack facts say about daphne (close codes, the frame cap, SIGTERM handling "
-            "that `Hub.drain` relies on), so the protocol and shutdown tests must pass on it "
-            "before it replaces daphne.",
-        ]
-    twos = [
-        s for s in (scenario(data, "two-core"), scenario(data, "two-pubsub")) if s and s["steps"]
+    us = per_delivery_us(held["server"], held["delivered_per_s"]) if held else 0.0
+    out = [
+        "## The design, and what it bought",
+        "",
+        *before_and_after(data),
+        "What the site does to fan out, each part chosen by profiling (the section above) and "
+        "kept because the bench said so:",
+        "",
+        "1. **Per-worker fan-out** (`rooms/fanout.py`). The Redis channel layer stays the "
+        "broadcast between workers, but its only member per worker is the worker's hub, not "
+        "each socket: a stored message costs one `group_send` (queued events travel together "
+        "in one), the frame is JSON-encoded once (orjson), and the hub writes that string to "
+        "each local socket that may see the room. The per-connection rules stay per "
+        "connection in the hub's index: typing skips the typist's sockets, a socket is "
+        "subscribed only to its rooms, `leave` unsubscribes every tab, deactivation and "
+        "sign-out close the user's sockets on every worker. No query and no encoding per "
+        "recipient.",
+        "2. **Writes at the end of the loop's turn** (`chatsite/write_through.py`). Twisted "
+        "buffers every write, registers the socket with epoll, sends on a later turn and "
+        "unregisters it: three system calls and two callbacks per frame, about 45 % of the "
+        "worker's event loop in the first profile. Now a write to an idle connection schedules "
+        "one flush at the end of the turn, which sends every frame written to that socket "
+        "meanwhile in one `send()`; only what the kernel refuses goes through epoll. (Sending "
+        "each frame at once, tried first, costs one system call and one packet per frame and "
+        "did no better behind nginx.)"
+        + (
+            f" In the profile the flush is {shares['flush']:.0f} % of the loop."
+            if shares.get("flush")
+            else ""
+        ),
+        "3. **The user once per socket** (`chatsite/websocket_auth.py`). channels' "
+        "`AuthMiddlewareStack` wraps every `send` to save a changed session (10 % of the loop "
+        "in the first profile); the site resolves the user and the session key at the "
+        "handshake and leaves `send` alone. It reads the session from the database even with "
+        "`cached_db`: Django's cache handles are per async context, so every socket opened a "
+        "Redis connection of its own and kept it, and 10,000 sockets ran Redis out of "
+        "clients.",
+        "4. **A lean consumer** (`ChatConsumer.__call__`): no channel-layer channel, no task "
+        "per socket to await it, no database-thread hop per frame to close old connections "
+        "(every query goes through `database_sync_to_async`, which does it anyway).",
+        "5. **Less per idle socket**: the socket keeps a `User` with the five fields it uses, "
+        "one shared `Room` instance per room and worker, a list of its rooms, and no "
+        "abuse-window deque until a first malformed frame.",
+        "6. **Not taken**: `RedisPubSubChannelLayer` (docs/scaling.md: it measures alike with "
+        "the hub, and loses events silently when Redis restarts); uvloop (daphne builds its "
+        "own asyncio loop for Twisted when it is imported, before the site's code runs, and "
+        "the contract's `daphne … chatsite.asgi:application` command leaves no place to "
+        "choose another).",
+        "",
+        "What is left:",
+        "",
     ]
-    if twos:
-        worst = max(
-            (st for s in twos for st in s["steps"]),
-            key=lambda st: (st.get("server") or {}).get("machine_cpu_percent", 0.0),
+    if held:
+        out.append(
+            f"- A delivery costs the worker about **{us:.0f} µs** of CPU at "
+            f"{n(held['offered'])}/s held, storing one message per "
+            f"{n(held['expected'] / max(held['sent'], 1))} deliveries included; most of it is "
+            "daphne, autobahn and the system call, not the site's code (profile above)."
         )
-        clean = [st for st in twos[0]["steps"] if st["clean"]] or twos[0]["steps"]
-        first = clean[-1]
-        nginx_us = per_delivery_us(first.get("proxy"), first["delivered_per_s"])
-        client_us = per_delivery_us(first.get("clients"), first["delivered_per_s"])
+    twos = [s for s in (scenario(data, "two-core"), scenario(data, "two-pubsub")) if s]
+    twos = [s for s in twos if s["steps"]]
+    if twos:
+        first = ([st for st in twos[0]["steps"] if st["clean"]] or twos[0]["steps"])[-1]
         worker_us = per_delivery_us(first.get("server"), first["delivered_per_s"])
-        out += [
-            "2. **Two workers on two cores add no capacity.** At "
-            f"{n(first['offered'])}/s (`{twos[0]['key'].split('-')[1]}` layer) the two "
-            f"workers used {worker_us:.0f} µs per delivery "
+        client_us = per_delivery_us(first.get("clients"), first["delivered_per_s"])
+        nginx_us = per_delivery_us(first.get("proxy"), first["delivered_per_s"])
+        out.append(
+            "- **Two workers on two cores add no capacity.** At "
+            f"{n(first['offered'])}/s the two workers used {worker_us:.0f} µs per delivery "
             f"together, the client processes {client_us:.0f} µs"
             + (f", nginx {nginx_us:.0f} µs" if nginx_us else "")
-            + ", plus Redis and PostgreSQL; at "
-            f"{n(worst['offered'])}/s the machine was "
-            f"{(worst.get('server') or {}).get('machine_cpu_percent', 0):.0f} % busy of 200 %. "
-            "Every process of the test shares the same two cores, so a second worker only "
-            "splits them further. The two-worker target needs more cores (or the clients on "
-            "another machine); on this machine the figures say how the layers compare, not "
-            "how far two workers scale.",
-        ]
+            + ", plus Redis and PostgreSQL, all on the same two cores: every delivery also "
+            "crosses nginx, and a second worker only splits the cores further. The two-worker "
+            "target needs more cores (or the clients and nginx elsewhere); here the figures "
+            "show that nothing is lost and how the layers compare, not how far two workers "
+            "scale."
+        )
     memory = scenario(data, "memory")
     mem = (memory or {}).get("extra", {}).get("memory") if memory else None
     if mem:
@@ -559,29 +636,16 @@ def findings(data: Data) -> list[str]:
             return sum(lib.get(name, 0) for name in names) / count / 1000
 
         own = sum(size for name, size in mem["by_library"] if "/" in name) / count / 1000
-        lines = [
-            f"`{line}` ({size / count / 1000:.2f} KB: "
-            f"`{mem.get('sources', {}).get(line) or source_line(line)}`)"
-            for line, size in mem["by_own_line"][:3]
-        ]
-        out += [
-            f"3. **An idle socket holds {mem['total'] / count / 1000:.0f} KB of Python "
-            f"objects**: daphne, Twisted and autobahn {kb('daphne', 'twisted', 'autobahn'):.1f} "
-            f"KB (the protocol objects, the handshake's headers kept in three forms, daphne's "
-            f"per-socket `asyncio.Queue`), channels {kb('channels'):.1f} KB (each middleware "
-            "copies the scope; `await_many_dispatch` keeps tasks per socket), asyncio "
-            f"{kb('asyncio'):.1f} KB, Django {kb('django'):.1f} KB (the decoded session and "
-            f"the `User`), and the site's own code {own:.1f} KB, mostly "
-            + ", ".join(lines)
-            + ". **Recommended:** in rooms/consumers.py create the abuse-window deque on the "
-            "first malformed frame, and keep room slugs → primary keys per socket instead of "
-            "the `Room` instances of `selectors.memberships_of` (every socket of a room holds "
-            "its own copy); a middleware stack that copies the scope once (item 1) saves "
-            "another few KB. That still leaves about 30 KB: the ≤ 25 KB target needs fewer "
-            "objects per socket in the server and in channels' consumer machinery, and a "
-            "different server alone does not do it (measured by hand: 35.6 KB per idle socket "
-            "under uvicorn at 5,000 sockets, the same as daphne).",
-        ]
+        out.append(
+            f"- **An idle socket holds {mem['total'] / count / 1000:.1f} KB of Python "
+            f"objects**, of which daphne, Twisted and autobahn "
+            f"{kb('daphne', 'twisted', 'autobahn'):.1f} KB (the protocol objects, the "
+            "handshake's request and headers, daphne's per-socket queue and task), asyncio "
+            f"{kb('asyncio'):.1f} KB, channels {kb('channels'):.1f} KB, Django "
+            f"{kb('django'):.1f} KB and the site's own code {own:.1f} KB. RSS adds the "
+            "allocator's slack. The ≤ 25 KB target would need daphne itself to keep less per "
+            "connection."
+        )
     return [*out, ""]
 
 

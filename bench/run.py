@@ -1,18 +1,21 @@
-"""The standard load scenarios (`make bench`); writes docs/performance.md and its plot.
+"""The load scenarios; writes docs/performance.md (and docs/scaling.md's layer comparison).
 
-    python -m bench.run                    # every scenario, full size (under five minutes)
+    python -m bench.run                    # the standard scenarios (`make bench`, < 5 minutes)
+    python -m bench.run --only two-core,two-pubsub --merge   # `make bench-layers`
     python -m bench.run --scale 0.2        # a fifth of the clients, loads and idle sockets
-    python -m bench.run --only one-worker,idle
     python -m bench.run --report-only      # re-render the docs from bench/results/latest.json
 
-Scenarios (each starts its own workers on a fresh database and a fresh Redis prefix):
+Scenarios (each starts its own workers on a fresh database and a fresh Redis prefix); the
+standard ones are one-worker, two-core and many, then memory and profile as time allows:
 
 - one-worker:    1 daphne worker (SQLite, in-process layer), 1,000 clients in 10 rooms,
                  offered load stepped up to find the highest clean load, then 10,000/s held.
 - two-core / two-pubsub: 2 workers (PostgreSQL, Redis; CHATSITE_CHANNEL_LAYER core or pubsub),
                  behind nginx when deploy/ provides it, else addressed directly.
-- idle:          as many idle sockets as fit (target 5,000) on one worker: RSS per socket.
-- many:          10,000 sockets across two workers (PostgreSQL, Redis), held with heartbeats.
+- many:          10,000 sockets across two workers (PostgreSQL, Redis), held with heartbeats
+                 running: none may drop; RSS per socket at 5,000 sockets per worker.
+- idle:          5,000 idle sockets on one worker (SQLite): RSS per socket.
+- memory:        one worker under tracemalloc: what an idle socket allocates, by library.
 - profile:       one worker under pyinstrument at a saturating load: where the time goes.
 """
 
@@ -57,6 +60,9 @@ DRAIN_SECONDS = 3.0
 HOLD_SECONDS = 10.0  # scenario (b): 10,000/s held this long
 # `make bench` must finish within five minutes; optional scenarios give way past this.
 TIME_BUDGET_SECONDS = 275.0
+# What `make bench` runs (under five minutes). `two-pubsub` (the layer comparison of
+# docs/scaling.md, `make bench-layers`) and `idle` (one worker) run with --only.
+STANDARD = ("one-worker", "two-core", "many", "memory", "profile")
 
 
 @dataclass
@@ -406,6 +412,7 @@ PROFILE_MARKERS = {
     "do_write": ("doWrite", "twisted/internet/abstract.py"),
     "hltype": ("hltype", "autobahn/util.py"),
     "receive": ("receive", "rooms/consumers.py"),
+    "flush": ("_flush", "chatsite/write_through.py"),
 }
 
 
@@ -531,14 +538,14 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only.split(",")) if args.only else None
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     behind_nginx = nginx_available() and not args.direct
-    one_loads = scaled([2000, 5000, 10000, 15000, 20000, 25000, 30000], scale)
-    two_loads = scaled([10000, 12500, 15000, 20000, 25000], scale)
+    one_loads = scaled([5000, 10000, 15000, 20000, 25000, 30000], scale)
+    two_loads = scaled([5000, 10000, 15000, 20000], scale)
     scenarios: list[ScenarioResult] = []
     started = time.monotonic()
     env = dict(item.split("=", 1) for item in args.env)
 
     def wanted(key: str) -> bool:
-        return only is None or key in only
+        return key in (only if only is not None else STANDARD)
 
     if wanted("one-worker"):
         scenarios.append(
@@ -610,7 +617,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 env,
                 workers=2,
                 redis_url=redis_url,
-                hold=25.0 * max(scale, 0.4),
+                hold=22.0 * max(scale, 0.4),
             )
         )
     profile_text = ""
@@ -670,6 +677,18 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The last results with the scenarios (and profile) of this run put in."""
+    keys = {s["key"] for s in new["scenarios"]}
+    out = dict(old)
+    out["scenarios"] = [s for s in old["scenarios"] if s["key"] not in keys] + new["scenarios"]
+    if new.get("profile"):
+        out["profile"], out["profile_shares"] = new["profile"], new["profile_shares"]
+    out["skipped"] = [k for k in old.get("skipped", []) if k not in keys]
+    out["merged"] = sorted({*old.get("merged", []), *keys})
+    return out
+
+
 def tempfile_dir() -> str:
     import tempfile
 
@@ -700,6 +719,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report-only", action="store_true", help="re-render the last results")
     parser.add_argument("--no-docs", action="store_true", help="write results JSON only")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace these scenarios in the last results instead of starting afresh",
+    )
     args = parser.parse_args(argv)
 
     from . import report
@@ -712,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         data = orjson.loads(latest.read_bytes())
     else:
         data = asyncio.run(run_all(args))
+        if args.merge and latest.exists():
+            data = merged(orjson.loads(latest.read_bytes()), data)
         latest.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         log(f"all scenarios took {data['seconds']:.0f}s; results in {latest.relative_to(ROOT)}")
     if not args.no_docs:

@@ -1,13 +1,14 @@
-"""Send at once on Twisted TCP connections when nothing is waiting to be sent.
+"""Send what Twisted TCP connections buffered at the end of the event loop's turn.
 
-Twisted buffers every write and sends it on a later reactor turn, registering the socket with
-epoll for writability and unregistering it afterwards: three system calls and two callbacks per
-WebSocket frame. Under daphne that was about 45 % of a worker's event loop when fanning out
-(docs/performance.md). asyncio's own transports send at once and buffer only what the kernel
-does not take; `install()` gives daphne's TCP connections the same behaviour. Everything else
-(TLS, a non-empty buffer, a closing connection, a partial or failed send) takes Twisted's own
-buffered path unchanged, so the order of bytes and the handling of lost connections stay
-Twisted's.
+Twisted buffers every write and registers the socket with epoll for writability, then sends on
+a later reactor turn and unregisters it: three system calls and two callbacks per WebSocket
+frame. Under daphne that was about 45 % of a worker's event loop when fanning out
+(docs/performance.md). `install()` makes a write to an idle connection schedule one flush for
+the end of the current turn instead: the flush sends everything written to that connection
+meanwhile in one `send()` (a hub delivering a batch of events writes several frames to the same
+socket in one turn), and only what the kernel does not take goes the usual way, through epoll.
+TLS connections, and connections that are closing or already waiting for epoll, keep Twisted's
+own path unchanged, so the order of bytes and the handling of lost connections stay Twisted's.
 """
 
 from __future__ import annotations
@@ -16,28 +17,33 @@ from typing import Any
 
 from twisted.internet import tcp
 
-_buffered_write = tcp.Connection.write
+_twisted_write = tcp.Connection.write
 
 
 def _write(self: Any, data: bytes) -> None:
-    if (
-        self.TLS
-        or not data
-        or not self.connected
-        or self.disconnecting
-        or self._writeDisconnected
-        or self._tempDataBuffer
-        or self.offset != len(self.dataBuffer)
-        or not isinstance(data, bytes)
-    ):
-        _buffered_write(self, data)
+    loop = getattr(self.reactor, "_asyncioEventloop", None)  # daphne's asyncio reactor
+    if loop is None or self.TLS or not isinstance(data, bytes) or self.disconnecting:
+        _twisted_write(self, data)
         return
-    sent = self.writeSomeData(data)
-    if isinstance(sent, Exception):
-        # Let Twisted's write path meet the same error and close the connection its own way.
-        _buffered_write(self, data)
-    elif sent < len(data):
-        _buffered_write(self, data[sent:])
+    if not self.connected or self._writeDisconnected or not data:
+        return
+    idle = not self._tempDataBuffer and self.offset == len(self.dataBuffer)
+    self._tempDataBuffer.append(data)
+    self._tempDataLen += len(data)
+    self._maybePauseProducer()
+    # Not idle: a flush is scheduled already, or epoll is watching the socket.
+    if idle:
+        loop.call_soon(_flush, self)
+
+
+def _flush(self: Any) -> None:
+    if not self.connected or self.disconnecting or not self._tempDataBuffer:
+        return  # closed meanwhile, or loseConnection() took over the buffer
+    failed = self.doWrite()
+    if failed is not None or self._tempDataBuffer or self.offset != len(self.dataBuffer):
+        # The kernel did not take it all, or the connection is gone: Twisted's own write
+        # path retries the rest, or meets the same error and closes the connection.
+        self.startWriting()
 
 
 def install() -> None:
