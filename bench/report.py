@@ -566,7 +566,7 @@ def findings(data: Data) -> list[str]:
         "subscribed only to its rooms, `leave` unsubscribes every tab, deactivation and "
         "sign-out close the user's sockets on every worker. No query and no encoding per "
         "recipient.",
-        "2. **Writes at the end of the loop's turn** (`chatsite/write_through.py`). Twisted "
+        "2. **Writes at the end of the loop's turn** (`chatsite/batched_writes.py`). Twisted "
         "buffers every write, registers the socket with epoll, sends on a later turn and "
         "unregisters it: three system calls and two callbacks per frame, about 45 % of the "
         "worker's event loop in the first profile. Now a write to an idle connection schedules "

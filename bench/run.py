@@ -412,7 +412,7 @@ PROFILE_MARKERS = {
     "do_write": ("doWrite", "twisted/internet/abstract.py"),
     "hltype": ("hltype", "autobahn/util.py"),
     "receive": ("receive", "rooms/consumers.py"),
-    "flush": ("_flush", "chatsite/write_through.py"),
+    "flush": ("_flush", "chatsite/batched_writes.py"),
 }
 
 

@@ -14,10 +14,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from chatsite import write_through  # noqa: E402
+from chatsite import batched_writes  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
-write_through.install()
+batched_writes.install()
 
 application = ProtocolTypeRouter(
     {

@@ -1,4 +1,4 @@
-"""daphne's writes sent at the end of the loop's turn (chatsite/write_through.py) lose, reorder
+"""daphne's writes sent at the end of the loop's turn (chatsite/batched_writes.py) lose, reorder
 and corrupt nothing, also when a client reads slowly and the kernel's buffers fill up."""
 
 from __future__ import annotations

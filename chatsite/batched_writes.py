@@ -1,4 +1,4 @@
-"""Send what Twisted TCP connections buffered at the end of the event loop's turn.
+"""Batched writes on Twisted TCP connections: what one turn of the loop wrote, sent at its end.
 
 Twisted buffers every write and registers the socket with epoll for writability, then sends on
 a later reactor turn and unregisters it: three system calls and two callbacks per WebSocket
