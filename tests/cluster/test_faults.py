@@ -18,7 +18,7 @@ from django.db import connections
 from tests.conftest import port_open, require
 
 from .conftest import REDIS_HOST, REDIS_PORT, ensure_redis, healthz
-from .traffic import assert_nothing_lost, chatter, worker_of
+from .traffic import assert_live_again, assert_nothing_lost, chatter, worker_of
 
 pytestmark = pytest.mark.nginx
 
@@ -123,13 +123,7 @@ async def test_redis_restart_loses_nothing_acked_and_the_site_recovers(live_clus
     await asyncio.wait_for(asyncio.gather(*traffic), 60)
     assert live_cluster.worker_pids == pids, "a worker was restarted"
     # Recovered without a restart: live events reach every worker again (groups were emptied).
-    marks = [await c.send_message(room, "after the restart", f"{c.username}-after") for c in crowd]
-    for client in crowd:
-        await client.wait_for(
-            lambda c=client: all(m["seq"] in c.view[room] for m in marks),
-            timeout=15,
-            what="live messages after the Redis restart",
-        )
+    await assert_live_again(crowd, room, "after the Redis restart")
     await assert_nothing_lost(crowd, room)
 
 
@@ -180,12 +174,6 @@ async def test_postgresql_restart_answers_internal_and_the_site_recovers(live_cl
         done.set()
     acks = await asyncio.wait_for(asyncio.gather(*traffic), 60)
     assert live_cluster.worker_pids == pids, "a worker was restarted"
-    marks = [await c.send_message(room, "after the restart", f"{c.username}-after") for c in crowd]
-    for client in crowd:
-        await client.wait_for(
-            lambda c=client: all(m["seq"] in c.view[room] for m in marks),
-            timeout=15,
-            what="live messages after the PostgreSQL restart",
-        )
+    await assert_live_again(crowd, room, "after the PostgreSQL restart")
     truth = await assert_nothing_lost(crowd, room)
     assert len(truth) == sum(map(len, acks)) + len(crowd)

@@ -63,3 +63,14 @@ async def assert_nothing_lost(clients: list[ChatClient], room: str) -> list[dict
             f"extra {sorted(set(view) - set(expected))[:10]}"
         )
     return truth
+
+
+async def assert_live_again(clients: list[ChatClient], room: str, when: str) -> None:
+    """Each client sends one more message; every client sees all of them live."""
+    marks = [await c.send_message(room, when, f"{c.username}-live") for c in clients]
+    for client in clients:
+        await client.wait_for(
+            lambda c=client: all(m["seq"] in c.view[room] for m in marks),
+            timeout=15,
+            what=f"live messages {when}",
+        )
