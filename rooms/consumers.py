@@ -104,6 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if lean_user is None or self.closed:
             # Deactivated (or signed out) while connecting: refuse the handshake.
+            self.hub.unregister(self)
             await self.close_with(protocol.CLOSE_REVOKED)
             return
         # The socket keeps the lean copy; the full user of the handshake can go.

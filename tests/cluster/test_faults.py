@@ -34,6 +34,15 @@ async def _crowd(clients, size: int):
     return crowd, room
 
 
+async def _chattering(clients, size: int):
+    """`size` clients sending in one room until the returned event is set; returns
+    (clients, room, event, their sending tasks)."""
+    crowd, room = await _crowd(clients, size)
+    done = asyncio.Event()
+    traffic = [asyncio.create_task(chatter(c, room, until=done, interval=0.3)) for c in crowd]
+    return crowd, room, done, traffic
+
+
 async def test_kill_9_of_a_worker_loses_nothing_acked(live_cluster, clients):
     crowd, room = await _crowd(clients, 6)
     placed = Counter(worker_of(live_cluster, c.upstreams[0]) for c in crowd)
@@ -83,11 +92,9 @@ async def test_redis_restart_loses_nothing_acked_and_the_site_recovers(live_clus
         and shutil.which("redis-cli") is not None,
         "the test restarts redis-server on this machine",
     )
-    crowd, room = await _crowd(clients, 4)
+    crowd, room, done, traffic = await _chattering(clients, 4)
     pids = dict(live_cluster.worker_pids)
     url = live_cluster.config.url
-    done = asyncio.Event()
-    traffic = [asyncio.create_task(chatter(c, room, until=done, interval=0.3)) for c in crowd]
     try:
         await asyncio.sleep(1.0)
         await asyncio.to_thread(
@@ -148,11 +155,9 @@ async def test_postgresql_restart_answers_internal_and_the_site_recovers(live_cl
         "the test restarts the PostgreSQL cluster of this machine with pg_ctlcluster",
     )
     assert pg is not None
-    crowd, room = await _crowd(clients, 4)
+    crowd, room, done, traffic = await _chattering(clients, 4)
     pids = dict(live_cluster.worker_pids)
     url = live_cluster.config.url
-    done = asyncio.Event()
-    traffic = [asyncio.create_task(chatter(c, room, until=done, interval=0.3)) for c in crowd]
     try:
         await asyncio.sleep(1.0)
         await asyncio.to_thread(subprocess.run, [*pg, "stop", "-m", "fast"], check=True)
