@@ -538,7 +538,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only.split(",")) if args.only else None
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     behind_nginx = nginx_available() and not args.direct
-    one_loads = scaled([5000, 10000, 15000, 20000, 25000, 30000], scale)
+    one_loads = scaled([5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000], scale)
     two_loads = scaled([5000, 10000, 15000, 20000], scale)
     scenarios: list[ScenarioResult] = []
     started = time.monotonic()

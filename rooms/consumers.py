@@ -20,6 +20,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatsite import prepared_frames
+
 from . import fanout, presence, protocol, ratelimit, selectors, services
 from .models import Room
 from .protocol import ProtocolError
@@ -65,6 +67,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         self.scope = scope
         self.base_send = send
+        self.socket = prepared_frames.socket_behind(send)
         try:
             while True:
                 message = await receive()
@@ -156,6 +159,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Write an already-encoded frame (never an empty one: daphne drops those)."""
         if not self.closed and frame:
             await self.base_send({"type": "websocket.send", "text": frame})
+
+    def push(self, frame: prepared_frames.PreparedFrame) -> bool:
+        """Write a frame framed once for many sockets, straight to the transport if it can."""
+        return self.closed or prepared_frames.write(self.socket, frame)
 
     async def close_with(self, code: int) -> None:
         """Close the socket (before the handshake is accepted, that refuses it: HTTP 403)."""

@@ -34,6 +34,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from chatsite.prepared_frames import PreparedFrame
+
 from . import presence
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,10 @@ class Connection(Protocol):
     session_key: str | None
 
     async def write(self, frame: str) -> None: ...
+
+    def push(self, frame: PreparedFrame) -> bool:
+        """Write the frame at once if the transport allows; False: `write` it instead."""
+        ...
 
     async def close_with(self, code: int) -> None: ...
 
@@ -383,8 +389,11 @@ class Hub:
             skip_user = item.get("skip_user")
             skip_conn = item.get("skip_conn")
             change = _Change.of(item)
-            # Most items only carry a frame: write it without a coroutine of its own per socket.
-            frame_only = change.frame if change.is_frame_only else None
+            # Most items only carry a frame: framed once for the wire, written without a
+            # coroutine of its own per socket.
+            frame_only = None
+            if change.frame and change.is_frame_only:
+                frame_only = PreparedFrame(change.frame)
             # A copy: writing may end a connection, which changes the index.
             for conn in list(targets):
                 if (skip_user is not None and conn.user_id == skip_user) or (
@@ -393,9 +402,10 @@ class Hub:
                     continue
                 if held and conn in held:
                     held[conn].append(item)
-                elif frame_only:
+                elif frame_only is not None:
                     try:
-                        await conn.write(frame_only)
+                        if not conn.push(frame_only):
+                            await conn.write(frame_only.text)
                     except Exception:
                         logger.debug("write to a closing connection failed", exc_info=True)
                 else:
