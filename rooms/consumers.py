@@ -20,7 +20,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatsite import prepared_frames
+from chatsite import lean_sockets, prepared_frames
 
 from . import fanout, presence, protocol, ratelimit, selectors, services
 from .models import Room
@@ -68,6 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.socket = prepared_frames.socket_behind(send)
+        lean_sockets.trim_queue(receive)
         try:
             while True:
                 message = await receive()
@@ -113,6 +114,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The socket keeps the lean copy; the full user of the handshake can go.
         self.user = self.scope["user"] = user = lean_user
         await self.accept()
+        if self.socket is not None:
+            # Open now: what daphne kept of the handshake goes (the scope's headers too).
+            lean_sockets.release_handshake(self.socket)
         hello = protocol.encode(
             {
                 "type": "hello",
