@@ -328,6 +328,9 @@ async def run_idle(
                 result.extra["sockets"] = opened
                 result.extra["per_socket_bytes"] = (final - baseline) / max(opened, 1)
                 result.connect = {"seconds": sum(connect_times), "opened": opened}
+                # Workers first: draining, they close their sockets without announcing every
+                # user offline, which the clients closing theirs would (slower than the test).
+                site.stop_workers()
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         log(f"{result.key}: FAILED: {result.error}")

@@ -133,18 +133,22 @@ class Deployment:
 
     def stop(self) -> None:
         """End every worker by PID, then drop what the deployment made."""
-        for index, proc in enumerate(self.procs):
-            if index == 0 and self.profile_to is not None:
-                # SIGINT lets pyinstrument write its session, which takes a while.
-                end_process(proc, signal.SIGINT, timeout=120)
-            else:
-                end_process(proc)
+        self.stop_workers()
         self._drop_database()
         if self.redis_url:
             _clean_redis(self.redis_url, self.prefix, self._sessions)
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
+
+    def stop_workers(self) -> None:
+        """End every worker by PID (again: a no-op)."""
+        for index, proc in enumerate(self.procs):
+            if index == 0 and self.profile_to is not None:
+                # SIGINT lets pyinstrument write its session, which takes a while.
+                end_process(proc, signal.SIGINT, timeout=120)
+            else:
+                end_process(proc)
 
     # --- what the load generator needs --------------------------------------------------------
 
