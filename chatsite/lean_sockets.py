@@ -30,7 +30,7 @@ _NEVER_JOINED = asyncio.Event()
 
 def release_handshake(socket: Any) -> None:
     """Let go of what an open daphne socket keeps of its handshake (the scope's headers too)."""
-    transport = getattr(socket, "transport", None)
+    transport: Any = getattr(socket, "transport", None)
     producer = getattr(transport, "producer", None)
     channel = getattr(producer, "wrappedProtocol", producer)  # Twisted wraps the channel
     if (

@@ -72,6 +72,16 @@ def daphne(env: dict[str, str], port: int | None = None) -> Iterator[tuple[int, 
             stop(proc)
 
 
+@contextlib.contextmanager
+def fresh_worker(**env: str) -> Iterator[int]:
+    """One daphne worker on a new SQLite database with the in-process layer; yields its port."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": "", **env}
+        migrate(env)
+        with daphne(env) as (port, _):
+            yield port
+
+
 def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
-from pathlib import Path
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from tests.servers import daphne, migrate
+from tests.servers import fresh_worker
 from tests.wsclient import Account, Socket
 
 BODY = "x" * 3500
@@ -21,18 +19,11 @@ REQUESTS = 60  # replies of ~90 KB each: megabytes more than loopback buffers ho
 
 
 def test_a_slow_reader_gets_every_frame_whole_and_in_order():
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}",
-            "REDIS_URL": "",
-            "CHATSITE_RATE_BURST": "1000",
-        }
-        migrate(env)
-        with daphne(env) as (port, _):
-            base = f"http://127.0.0.1:{port}"
-            alice = Account.sign_up(base, "alice")
-            alice.create_room("Lobby", "lobby")
-            asyncio.run(_scenario(port, base, alice))
+    with fresh_worker(CHATSITE_RATE_BURST="1000") as port:
+        base = f"http://127.0.0.1:{port}"
+        alice = Account.sign_up(base, "alice")
+        alice.create_room("Lobby", "lobby")
+        asyncio.run(_scenario(port, base, alice))
 
 
 async def _scenario(port: int, base: str, alice: Account) -> None:
