@@ -25,10 +25,11 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
+import uvloop
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
@@ -102,8 +103,8 @@ class ChatSocket(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not registered as asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         request = self.ws.connect()
         request.headers["Cookie"] = f"sessionid={self.spec.session_key}"
         request.headers["User-Agent"] = "chatsite-bench"
@@ -413,8 +414,13 @@ class ClientWorker:
 
 
 def _serve(conn: multiprocessing.connection.Connection, index: int) -> None:
-    """A client process: run commands from the pool until `close` (or the pipe ends)."""
-    asyncio.run(_serve_async(conn, index))
+    """A client process: run commands from the pool until `close` (or the pipe ends).
+
+    On uvloop: its C event loop reads a socket for less CPU than asyncio's own, and client
+    CPU is CPU the workers lose on a machine shared with them.
+    """
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve_async(conn, index))
 
 
 async def _serve_async(conn: multiprocessing.connection.Connection, index: int) -> None:
