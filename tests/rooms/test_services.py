@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from rooms import fanout, services
 from rooms.models import Membership, Message, Room
@@ -193,6 +194,60 @@ def test_a_rejected_post_broadcasts_nothing(
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.Forbidden):
         services.post_message(author=carol, room=private_room, body="nope")
     assert sent == []
+
+
+# Outside a transaction, as the WebSocket consumer posts: on PostgreSQL the message is stored by
+# one statement, and every rule above must hold there too.
+autocommit = pytest.mark.django_db(transaction=True)
+
+
+@autocommit
+def test_posting_outside_a_transaction_stores_numbers_and_broadcasts_once(
+    public_room, alice, bob, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(fanout, "publish", lambda items: sent.append(items))
+    first = services.post_message(author=alice, room=public_room, body="one", ref="a1")
+    second = services.post_message(author=bob, room=public_room, body="two")
+    assert (first.message.seq, second.message.seq) == (1, 2)
+    stored = Message.objects.get(pk=first.message.pk)
+    assert (stored.seq, stored.body, stored.ref, stored.author_id) == (1, "one", "a1", alice.pk)
+    assert stored.created_at == first.message.created_at
+    public_room.refresh_from_db()
+    assert public_room.last_seq == 2
+    # The author's own message counts as read, for each author.
+    reads = dict(Membership.objects.filter(room=public_room).values_list("user", "last_read"))
+    assert reads == {alice.pk: 1, bob.pk: 2}
+    assert [item["room"] for (item,) in sent] == [public_room.pk, public_room.pk]
+    assert '"ref":"a1"' in sent[0][0]["frame"] and f'"id":{first.message.pk}' in sent[0][0]["frame"]
+
+
+@autocommit
+def test_a_retried_ref_outside_a_transaction_returns_the_first_and_keeps_seq(public_room, alice):
+    first = services.post_message(author=alice, room=public_room, body="once", ref="r-1")
+    again = services.post_message(author=alice, room=public_room, body="once", ref="r-1")
+    assert first.created and not again.created and again.message.pk == first.message.pk
+    assert services.post_message(author=alice, room=public_room, body="next").message.seq == 2
+
+
+@autocommit
+def test_refused_posts_outside_a_transaction_take_no_seq(
+    public_room, private_room, alice, carol, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(fanout, "publish", lambda items: sent.append(items))
+    with pytest.raises(services.Forbidden):
+        services.post_message(author=carol, room=private_room, body="let me in")
+    with pytest.raises(services.Forbidden):
+        services.post_message(author=carol, room=public_room, body="not joined yet")
+    assert services.post_message(author=alice, room=private_room, body="hi").message.seq == 1
+    private_room.archived_at = timezone.now()
+    private_room.save()
+    with pytest.raises(services.Forbidden, match="archived"):
+        services.post_message(author=alice, room=private_room, body="too late")
+    private_room.refresh_from_db()
+    assert private_room.last_seq == 1
+    assert len(sent) == 1
 
 
 @pytest.mark.django_db(transaction=True)
