@@ -519,12 +519,15 @@ def before_and_after(data: Data) -> list[str]:
             f"| one worker: highest clean load | {n(one0['highest_clean'])}/s | "
             f"{n(one['highest_clean'])}/s |"
         )
-    two, two0 = scenario(data, "two-core"), base["scenarios"].get("two-core")
+    # The baseline ran the `core` layer, the default then; now the default is `pubsub`.
+    two = scenario(data, "two-pubsub") or scenario(data, "two-core")
+    two0 = base["scenarios"].get("two-core")
     if two and two0:
         then, now = step_at(two0, 10000), step_at(two, 10000)
         if then and now:
             rows.append(
-                "| two workers behind nginx at 10,000/s: delivered/s, p99 ms | "
+                "| two workers behind nginx (the default layer) at 10,000/s: delivered/s, "
+                "p99 ms | "
                 f"{n(then['delivered_per_s'])}, {ms(then['p99_ms'])} | "
                 f"{n(now['delivered_per_s'])}, {ms(now['p99_ms'])} |"
             )
@@ -609,16 +612,28 @@ def findings(data: Data) -> list[str]:
         "and daphne's protocol objects, and two never-used deques and an event of daphne's "
         "per-socket queue. Measured side by side: traced memory per idle socket 24.9 → "
         "17.3 KB, RSS per idle socket at 5,000 sockets 27.2 → 18.4 KB.",
-        "7. **Not taken**: `RedisPubSubChannelLayer` as the default (docs/scaling.md: about a "
-        "quarter less worker CPU per event, but it loses events silently when Redis restarts "
-        "or drops a slow subscriber, where the hub learns of nothing to resync); holding a "
-        "busy worker's broadcasts for a fixed interval so that more travel in one "
-        "`group_send` (two workers at 8,000/s: 10 ms saved nothing measurable, 25 ms about "
-        "12 % of the workers' CPU, for up to 25 ms more latency on every message); uvloop "
-        "(daphne builds "
-        "its own asyncio loop for Twisted when it is imported, before the site's code runs, "
-        "and the contract's `daphne … chatsite.asgi:application` command leaves no place to "
-        "choose another).",
+        "7. **The cheaper layer, made safe** (`rooms/fanout.py`, docs/scaling.md). "
+        "`RedisPubSubChannelLayer` costs one `PUBLISH` per event where `RedisChannelLayer` "
+        "costs a dozen Redis commands across the workers, but it loses events without a word "
+        "when a subscription lapses. Every hub now numbers its broadcasts and beats every 2 s "
+        "when idle; a hub that sees a number skipped, or stops hearing itself, asks its "
+        "sockets to resync (4012). With that, `pubsub` is the default. Measured side by side "
+        "(two workers behind nginx, runs a minute apart): highest clean load 15,000/s with "
+        "`core`, 20,000/s with `pubsub`, and at 15,000/s the workers used 82 % of a core "
+        "together with `core`, 66 % with `pubsub`.",
+        "8. **A message stored in one statement on PostgreSQL** (`rooms/services.py`). The "
+        "seq, the author's read mark and the insert are one autocommit statement: two round "
+        "trips per message instead of six (health check, `BEGIN`, seq, read mark, insert, "
+        "`COMMIT`). Under load each round trip waits for a core, and a worker's one database "
+        "thread queued the messages behind them: two workers at 15,000/s went from p99 1.6 s "
+        "to 0.45 s (`core` layer, runs minutes apart).",
+        "9. **Not taken**: holding a busy worker's broadcasts for a fixed interval so that "
+        "more travel in one `group_send` (two workers at 8,000/s: 10 ms saved nothing "
+        "measurable, 25 ms about 12 % of the workers' CPU, for up to 25 ms more latency on "
+        "every message); uvloop in the workers (daphne builds its own asyncio loop for "
+        "Twisted when it is imported, before the site's code runs, and the contract's "
+        "`daphne … chatsite.asgi:application` command leaves no place to choose another; the "
+        "bench's client processes do run on uvloop).",
         "",
         "What is left:",
         "",
@@ -630,7 +645,7 @@ def findings(data: Data) -> list[str]:
             f"{n(held['expected'] / max(held['sent'], 1))} deliveries included; most of it is "
             "the system call and the event loop, not the site's code (profile above)."
         )
-    twos = [s for s in (scenario(data, "two-core"), scenario(data, "two-pubsub")) if s]
+    twos = [s for s in (scenario(data, "two-pubsub"), scenario(data, "two-core")) if s]
     twos = [s for s in twos if s["steps"]]
     if twos:
         first = ([st for st in twos[0]["steps"] if st["clean"]] or twos[0]["steps"])[-1]
@@ -638,20 +653,17 @@ def findings(data: Data) -> list[str]:
         client_us = per_delivery_us(first.get("clients"), first["delivered_per_s"])
         nginx_us = per_delivery_us(first.get("proxy"), first["delivered_per_s"])
         out.append(
-            "- **Two workers on two cores add no capacity.** At "
+            "- **Two workers share two cores with everything else.** At "
             f"{n(first['offered'])}/s the two workers used {worker_us:.0f} µs per delivery "
             f"together, the client processes {client_us:.0f} µs"
             + (f", nginx {nginx_us:.0f} µs" if nginx_us else "")
             + ", plus Redis and PostgreSQL, all on the same two cores: every delivery also "
-            "crosses nginx, and a second worker only splits the cores further. Sampled with "
-            "py-spy at 8,000/s, a worker spends its CPU mostly in system calls: one `send()` "
-            "per delivery, about a dozen Redis commands per message with the `core` layer "
-            "(four for the `group_send`, four for each worker's `receive`, one for the rate "
-            "limit) and six PostgreSQL round trips per stored message (health check, `BEGIN`, "
-            "the room's seq, the author's read mark, the insert, `COMMIT`). The two-worker "
-            "target needs more cores (or the clients and nginx elsewhere); here the figures "
-            "show that nothing is lost and how the layers compare, not how far two workers "
-            "scale."
+            "crosses nginx, and near 20,000/s the machine is full. Sampled with py-spy, a "
+            "worker spends its CPU mostly in system calls: one `send()` per delivery, one "
+            "`PUBLISH` per message and two PostgreSQL round trips per stored message. How much "
+            "room is left depends on what else the machine runs: on a busier hour (the layer "
+            "comparison of docs/scaling.md names one) the default layer was only just clean at "
+            "20,000/s, p99 225 ms; more cores, or the clients and nginx elsewhere, give room."
         )
     memory = scenario(data, "memory")
     mem = (memory or {}).get("extra", {}).get("memory") if memory else None
@@ -809,49 +821,40 @@ def layer_section(data: Data) -> str:
                 )
             )
     setup = core["setup"].replace("Redis `core` layer", "Redis")
-    reasons = {
-        "core": (
-            "`core` (`RedisChannelLayer`, the default) is the choice. With the per-worker hub "
-            "(`rooms/fanout.py`) the layer carries one message per event per worker (queued "
-            "events go in one `group_send`), so its cost does not grow with the room. What "
-            "differs is what happens "
-            "when something goes wrong, and that favours `core`. Its messages wait in a Redis "
-            "sorted set per worker channel, bounded by `capacity` (20,000 here) and `expiry`, "
-            "so a worker that stalls or reconnects does not lose what was sent meanwhile, and "
-            "Redis, not the worker, holds the backlog. "
-            "`pubsub` costs less per event, one `PUBLISH` and nothing per receive, where `core` "
-            "sends four commands per `group_send` (`ZREMRANGEBYSCORE`, `ZRANGE`, a pipelined "
-            "expiry and the `ZADD` script) and four per worker per receive (a script, "
-            "`BZPOPMIN`, `ZADD`, `ZREM`); sampled side by side with py-spy, two workers at 8,000/s "
-            "used 48 % of a core together with `pubsub` and 65 % with `core`. But a worker "
-            "that is not "
-            "subscribed at that instant (reconnecting after a Redis blip) loses the event for "
-            "good, and a slow worker queues without bound in its own memory (stack fact 2: "
-            "p99 of 12–15 s in the tutorial design). Worst, a Redis outage reaches the hub "
-            "only with `core`, whose `receive` raises, and the hub answers by asking its "
-            "sockets to resync (`Hub._resync_everyone`, close code 4012); `pubsub` reconnects "
-            "inside the layer and the hub never learns that events were lost. Seen once while "
-            "building this bench (2026-11-22, on this shared machine): another program "
-            "restarted Redis during the `pubsub` run's 5,000/s step; 9,000 of 25,000 "
-            "deliveries were lost and no socket was closed, so no client had a cue to resync."
-        ),
-        "pubsub": (
-            "`pubsub` (`RedisPubSubChannelLayer`) measured better here: a broadcast is one "
-            "`PUBLISH` round trip instead of three (`ZREMRANGEBYSCORE`, `ZRANGE`, and the "
-            "`ZADD` script of `core`), and Redis pushes the event to each subscribed worker "
-            "without a blocking pop. Its costs are the ones stack fact 2 names: no capacity "
-            "(a slow worker queues without bound in its own memory) and no persistence (a "
-            "worker not subscribed at that instant, for example while reconnecting after a "
-            "Redis blip, misses the event; clients then resync by `seq`)."
-        ),
-    }
+    choice = (
+        "`pubsub` (`RedisPubSubChannelLayer`) is the default. With the per-worker hub "
+        "(`rooms/fanout.py`) either layer carries one message per event per worker, so its "
+        "cost does not grow with the room; what differs is the cost per event. `pubsub` sends "
+        "one `PUBLISH` and nothing per receive (Redis pushes the event to each subscribed "
+        "worker), where `core` sends four commands per `group_send` (`ZREMRANGEBYSCORE`, "
+        "`ZRANGE`, a pipelined expiry and the `ZADD` script) and four per worker per receive "
+        "(a script, `BZPOPMIN`, `ZADD`, `ZREM`). On two cores shared with everything else "
+        "that shows when the machine is busy: in runs a minute apart on 2026-12-02 at 19:00 "
+        "UTC, `core` was clean up to 15,000/s and `pubsub` up to 20,000/s (p99 225 ms), the "
+        "workers using 82 % and 66 % of a core together at 15,000/s. What `pubsub` "
+        "gives up is that it can lose events without a word: a worker not subscribed at that "
+        "instant (Redis restarted, or dropped it as a slow subscriber, and the layer "
+        "reconnects by itself) misses them for good. Seen once while building this bench, "
+        "before the hubs numbered their broadcasts (2026-11-22, on this shared machine): "
+        "another program restarted Redis during the `pubsub` run's 5,000/s step; 9,000 of "
+        "25,000 deliveries were lost and no socket was closed, so no client had a cue to "
+        "resync. `core` loses silently too, only elsewhere: a Redis restart empties its "
+        "groups (stack fact 3) and a full channel drops what does not fit (stack fact 2). "
+        "So every hub numbers its broadcasts and sends a beat every `HUB_BEAT_SECONDS` (2 s) "
+        "when idle: a hub that sees a number skipped, or stops hearing its own beats, closes "
+        "its sockets with 4012 and their clients resume by `seq` "
+        "(tests/rooms/test_numbering.py, on both layers, and the Redis restart of "
+        "tests/cluster/test_faults.py). With loss detected on either layer, the cheaper one "
+        "is the default; `CHATSITE_CHANNEL_LAYER=core` keeps the backlog in Redis instead "
+        "of the worker's memory, for a worker that may stall for long."
+    )
     return "\n".join(
         [
             LAYER_HEADING,
             "",
             "`CHATSITE_CHANNEL_LAYER` picks the channels-redis layer that carries room events "
-            "between workers: `core` (`RedisChannelLayer`, the default) or `pubsub` "
-            "(`RedisPubSubChannelLayer`). `make bench` runs the same two-worker scenario with "
+            "between workers: `pubsub` (`RedisPubSubChannelLayer`, the default) or `core` "
+            "(`RedisChannelLayer`). `make bench` runs the same two-worker scenario with "
             f"each ({setup}; {n(core['clients'])} clients in {core['rooms']} rooms, "
             f"offered load stepped; run of {data['machine']['date']}, details in "
             "[performance.md](performance.md)):",
@@ -864,7 +867,7 @@ def layer_section(data: Data) -> str:
             f"`pubsub`. {verdict}",
             *(["", *incidents] if incidents else []),
             "",
-            f"**Winner: `{winner}`.** " + reasons[winner],
+            "**Default: `pubsub`.** " + choice,
             "",
         ]
     )

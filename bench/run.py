@@ -6,7 +6,8 @@
     python -m bench.run --report-only      # re-render the docs from bench/results/latest.json
 
 Scenarios (each starts its own workers on a fresh database and a fresh Redis prefix); the
-standard ones are one-worker, two-core and many, then memory and profile as time allows:
+standard ones are one-worker, two-pubsub (the default layer) and many, then memory and
+profile as time allows:
 
 - one-worker:    1 daphne worker (SQLite, in-process layer), 1,000 clients in 10 rooms,
                  offered load stepped up to find the highest clean load, then 10,000/s held.
@@ -60,9 +61,9 @@ DRAIN_SECONDS = 3.0
 HOLD_SECONDS = 10.0  # scenario (b): 10,000/s held this long
 # `make bench` must finish within five minutes; optional scenarios give way past this.
 TIME_BUDGET_SECONDS = 275.0
-# What `make bench` runs (under five minutes). `two-pubsub` (the layer comparison of
+# What `make bench` runs (under five minutes). `two-core` (the layer comparison of
 # docs/scaling.md, `make bench-layers`) and `idle` (one worker) run with --only.
-STANDARD = ("one-worker", "two-core", "many", "memory", "profile")
+STANDARD = ("one-worker", "two-pubsub", "many", "memory", "profile")
 
 
 @dataclass
@@ -256,7 +257,7 @@ async def run_idle(
         result = ScenarioResult(
             "many",
             f"(f) {target:,} sockets on {workers} workers",
-            f"{workers} daphne workers, PostgreSQL, Redis `core` layer, addressed directly "
+            f"{workers} daphne workers, PostgreSQL, Redis `pubsub` layer, addressed directly "
             f"(sockets split evenly); held {hold:.0f} s with daphne's pings (every 20 s) and "
             "the presence heartbeat (every 10 s) running",
             target,
@@ -602,7 +603,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 hold=None,
                 processes=processes,
                 setup=f"2 daphne workers, PostgreSQL, Redis `{layer}` layer, {where}",
-                target="≥ 20,000 clean deliveries/s" if layer == "core" else "",
+                target="≥ 20,000 clean deliveries/s" if layer == "pubsub" else "",
             )
         )
     if wanted("idle"):

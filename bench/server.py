@@ -81,7 +81,7 @@ class Deployment:
     workers: int = 1
     database: str = "sqlite"  # or "postgres"
     redis_url: str | None = None
-    layer: str = "core"  # CHATSITE_CHANNEL_LAYER, when redis_url is set
+    layer: str = "pubsub"  # CHATSITE_CHANNEL_LAYER, when redis_url is set
     extra_env: dict[str, str] = field(default_factory=dict)
     # Run worker 0 under pyinstrument and write its session here.
     profile_to: Path | None = None
@@ -349,7 +349,7 @@ class NginxDeployment:
 
     workers: int = 2
     redis_url: str = DEFAULT_REDIS_URL
-    layer: str = "core"
+    layer: str = "pubsub"
     extra_env: dict[str, str] = field(default_factory=dict)
     name: str = "bench"
 

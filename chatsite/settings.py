@@ -142,12 +142,15 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 # Prefix of every Redis key the site writes (layer, presence, rate limits).
 REDIS_KEY_PREFIX = os.environ.get("CHATSITE_LAYER_PREFIX", "chatsite")
 
-# Which channels-redis layer carries the broadcast (docs/scaling.md compares them).
+# Which channels-redis layer carries the broadcast (docs/scaling.md compares them). `pubsub`
+# costs a quarter less worker CPU per event; what it can lose silently (a subscription that
+# lapses when Redis restarts or drops a slow subscriber) the hubs' numbering notices, and the
+# sockets resync (rooms/fanout.py).
 CHANNEL_LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
-_layer_kind = os.environ.get("CHATSITE_CHANNEL_LAYER", "core")
+_layer_kind = os.environ.get("CHATSITE_CHANNEL_LAYER", "pubsub")
 if _layer_kind not in CHANNEL_LAYER_BACKENDS:
     raise ImproperlyConfigured(
         f"CHATSITE_CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}."
@@ -262,4 +265,6 @@ CHAT = {
     "PRESENCE_TTL_SECONDS": 30,
     "PRESENCE_HEARTBEAT_SECONDS": 10,
     "HUB_REFRESH_SECONDS": 30,
+    # A hub with nothing to send says how far it got this often (rooms/fanout.py).
+    "HUB_BEAT_SECONDS": 2,
 }

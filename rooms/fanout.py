@@ -15,6 +15,12 @@ A layer message is `{"type": "hub.deliver", "items": [item, …]}`; an item is a
   applied before / after the frame is written,
 - `close`: a close code for the user's connections.
 Items of one message are applied in order, so `room_added` always precedes the first `message`.
+
+Every hub numbers what it sends (`origin`, `n`) and, when it has sent nothing for a while, says
+how far it got (a beat: `n` without items). A receiving hub that sees a number skipped, or that
+stops hearing its own messages, missed events: neither channels-redis layer reports every loss
+(stack facts 2 and 3; the pub/sub layer reconnects without a word), so the hub asks its sockets
+to resync (close 4012; clients reconnect and resume by seq).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections import defaultdict
 from collections.abc import Iterable
@@ -111,6 +118,14 @@ class Hub:
         self.ready = asyncio.Event()
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Numbering (see the module docstring): this hub's name and count, the last number heard
+        # from each hub (with when), and when this hub last heard itself.
+        self.origin = secrets.token_hex(6)
+        self.sent = 0
+        self.heard: dict[str, tuple[int, float]] = {self.origin: (0, loop.time())}
+        self.heard_self_at = loop.time()
+        self.deaf = False
+        self._resync: asyncio.Task[None] | None = None
         self._failed_sends = 0
         self._last_failure_log = -1e9
 
@@ -140,6 +155,7 @@ class Hub:
             self.loop.create_task(self._send_loop(), name="hub-send"),
             self.loop.create_task(self._presence_loop(), name="hub-presence"),
             self.loop.create_task(self._refresh_loop(), name="hub-refresh"),
+            self.loop.create_task(self._beat_loop(), name="hub-beat"),
         ]
         self._wrap_sigterm()
 
@@ -222,6 +238,8 @@ class Hub:
         while True:
             try:
                 await self._join_group()
+                if not self.ready.is_set():
+                    self.heard_self_at = self.loop.time()
                 self.ready.set()
                 delay = 0.1
                 if outage:
@@ -231,6 +249,7 @@ class Hub:
                     # No timeout around receive: cancelling a channels-redis receive is not
                     # reliable (see stop()); the refresh loop renews the membership instead.
                     message = await self.layer.receive(self.channel)
+                    self._check_numbering(message)
                     await self.deliver(message.get("items", ()))
             except asyncio.CancelledError:
                 raise
@@ -257,16 +276,63 @@ class Hub:
             except Exception:
                 logger.warning("group refresh failed", exc_info=True)
 
-    async def _resync_everyone(self) -> None:
+    async def _resync_everyone(self, why: str = "channel layer back") -> None:
         """After a layer outage this worker may have missed events (a Redis restart also empties
         every group without an error: stack fact 3). Its sockets reconnect and resume by seq."""
         from .protocol import CLOSE_SHUTDOWN
 
         conns = [c for conns in self.by_user.values() for c in conns]
-        logger.warning("channel layer back; asking %d sockets to resync", len(conns))
+        logger.warning("%s; asking %d sockets to resync", why, len(conns))
         for conn in conns:
             with contextlib.suppress(Exception):
                 await conn.close_with(CLOSE_SHUTDOWN)
+
+    # --- numbering ----------------------------------------------------------------------------
+
+    def _check_numbering(self, message: dict[str, Any]) -> None:
+        """Note who sent the layer message; a skipped number means events were lost here."""
+        origin = message.get("origin")
+        n = message.get("n")
+        if not isinstance(origin, str) or not isinstance(n, int):
+            return  # published without a hub (management commands, shells)
+        now = self.loop.time()
+        if origin == self.origin:
+            self.heard_self_at = now
+            if self.deaf:
+                self.deaf = False
+                self._resync_soon("this worker hears the broadcast again")
+        last = self.heard.get(origin)
+        # A beat repeats the last number; a message with items carries the next one.
+        expected = (last[0] if last else 0) + (0 if message.get("beat") else 1)
+        if last is not None and n > expected:
+            self._resync_soon(f"missed {n - expected} broadcast(s) of worker {origin}")
+        self.heard[origin] = (max(n, last[0]) if last else n, now)
+
+    def _resync_soon(self, why: str) -> None:
+        if self._resync is None or self._resync.done():
+            self._resync = self.loop.create_task(self._resync_everyone(why))
+
+    async def _beat_loop(self) -> None:
+        """Tell the other hubs how far this one got; notice when this hub stops hearing itself."""
+        if self.layer is None:
+            return
+        interval = settings.CHAT["HUB_BEAT_SECONDS"]
+        while True:
+            await asyncio.sleep(interval)
+            if not self.ready.is_set():
+                continue
+            # Through the outbox, so a beat never overtakes a broadcast.
+            self.outbox.put_nowait([])
+            now = self.loop.time()
+            if not self.deaf and now - self.heard_self_at > 3 * interval:
+                self.deaf = True
+                self._resync_soon("this worker no longer hears the broadcast")
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._join_group(), interval)
+            # Forget workers that have been silent for long (they stopped, or restarted anew).
+            for origin, (_, at) in list(self.heard.items()):
+                if origin != self.origin and now - at > 60 * interval:
+                    del self.heard[origin]
 
     async def _presence_loop(self) -> None:
         """Renew this worker's connections in presence; take dead workers' users offline."""
@@ -295,8 +361,17 @@ class Hub:
             items = list(await self.outbox.get())
             while not self.outbox.empty() and len(items) < MAX_ITEMS_PER_SEND:
                 items.extend(self.outbox.get_nowait())
+            message: dict[str, Any] = {"type": "hub.deliver", "origin": self.origin}
+            if items:
+                # Counted even if the send fails: the gap tells every hub, this one included.
+                self.sent += 1
+                message["items"] = items
+            else:
+                message["beat"] = True
+            message["n"] = self.sent
             try:
-                await _group_send(items)
+                if self.layer is not None:
+                    await self.layer.group_send(BROADCAST_GROUP, message)
             except asyncio.CancelledError:
                 raise
             except Exception:

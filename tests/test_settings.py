@@ -71,7 +71,7 @@ def test_database_and_redis_urls_switch_to_postgresql_and_channels_redis():
     )
     assert result.returncode == 0, result.stderr
     assert "['chat.example.com']" in result.stdout
-    assert "postgresql" in result.stdout and "RedisChannelLayer" in result.stdout
+    assert "postgresql" in result.stdout and "RedisPubSubChannelLayer" in result.stdout
 
 
 def test_wildcard_allowed_hosts_is_refused():

@@ -22,7 +22,8 @@ ORIGIN = b"http://127.0.0.1:8000"
 
 @pytest.fixture(params=["memory", "redis"])
 def chat_layer(request: pytest.FixtureRequest, settings: Any) -> str:
-    """Run the test on the in-process layer and on a real Redis layer with its own prefix."""
+    """Run the test on the in-process layer and on a real Redis layer (the default, pub/sub)
+    with its own prefix."""
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = f"test-{uuid.uuid4().hex[:8]}"
@@ -30,13 +31,8 @@ def chat_layer(request: pytest.FixtureRequest, settings: Any) -> str:
         settings.REDIS_KEY_PREFIX = prefix
         settings.CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {
-                    "hosts": [{"address": url, "socket_timeout": None}],
-                    "prefix": prefix,
-                    "capacity": 20000,
-                    "group_expiry": 120,
-                },
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}], "prefix": prefix},
             }
         }
     else:
