@@ -16,11 +16,12 @@ A layer message is `{"type": "hub.deliver", "items": [item, …]}`; an item is a
 - `close`: a close code for the user's connections.
 Items of one message are applied in order, so `room_added` always precedes the first `message`.
 
-Every hub numbers what it sends (`origin`, `n`) and, when it has sent nothing for a while, says
-how far it got (a beat: `n` without items). A receiving hub that sees a number skipped, or that
-stops hearing its own messages, missed events: neither channels-redis layer reports every loss
-(stack facts 2 and 3; the pub/sub layer reconnects without a word), so the hub asks its sockets
-to resync (close 4012; clients reconnect and resume by seq).
+Every hub numbers what it sends (`origin`, `n`) and every `HUB_BEAT_SECONDS` says how far it got
+(a beat: `n` without items; it rides along with a broadcast queued at the same time). A receiving
+hub that sees a number skipped, or that stops hearing its own messages, missed events: neither
+channels-redis layer reports every loss (stack facts 2 and 3; the pub/sub layer reconnects
+without a word), so the hub asks its sockets to resync (close 4012; clients reconnect and resume
+by seq).
 """
 
 from __future__ import annotations
