@@ -39,7 +39,10 @@ from websockets.uri import parse_uri
 
 from .stats import Sampler, Usage, percentile
 
-CONNECT_CONCURRENCY = 32  # per process: daphne's listen backlog is 50
+# Sockets a client process opens at once: a crowd, which the workers admit in turn
+# (chatsite/crowds.py). Joins go at most JOIN_CONCURRENCY at once.
+CONNECT_CONCURRENCY = 500
+JOIN_CONCURRENCY = 32
 CONNECT_ATTEMPTS = 3
 OPEN_TIMEOUT = 30.0
 REPLY_TIMEOUT = 30.0
@@ -222,20 +225,25 @@ class ClientWorker:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def connect(self, specs: list[ClientSpec]) -> dict[str, Any]:
-        """Open the sockets (at most CONNECT_CONCURRENCY at once), each until `hello`."""
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    async def connect(
+        self,
+        specs: list[ClientSpec],
+        at_once: int = CONNECT_CONCURRENCY,
+        attempts: int = CONNECT_ATTEMPTS,
+    ) -> dict[str, Any]:
+        """Open the sockets (at most `at_once` at a time), each until `hello`."""
+        gate = asyncio.Semaphore(at_once)
         times: list[float] = []
         failures: Counter[str] = Counter()
 
         async def open_one(spec: ClientSpec) -> None:
             async with gate:
-                for attempt in range(CONNECT_ATTEMPTS):
+                for attempt in range(attempts):
                     started = time.monotonic()
                     try:
                         sock = await self._open(spec)
                     except Exception as exc:
-                        if attempt == CONNECT_ATTEMPTS - 1:
+                        if attempt == attempts - 1:
                             failures[type(exc).__name__] += 1
                             return
                         await asyncio.sleep(0.2 * (attempt + 1))
@@ -255,7 +263,7 @@ class ClientWorker:
 
     async def join(self) -> dict[str, Any]:
         """Join each socket's room; returns how many sockets joined each room."""
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        gate = asyncio.Semaphore(JOIN_CONCURRENCY)
         failures: Counter[str] = Counter()
 
         async def join_one(n: int, sock: ChatSocket) -> None:
@@ -646,9 +654,18 @@ class LoadGenerator:
             plans[i % count].append(ClientSpec(url, session, room, sender))
         return plans
 
-    async def connect(self, plans: list[list[ClientSpec]]) -> ConnectReport:
+    async def connect(
+        self,
+        plans: list[list[ClientSpec]],
+        at_once: int = CONNECT_CONCURRENCY,
+        attempts: int = CONNECT_ATTEMPTS,
+    ) -> ConnectReport:
+        """Open every planned socket, at most `at_once` per client process at a time."""
         results = await asyncio.gather(
-            *(h.call("connect", plan) for h, plan in zip(self.handles, plans, strict=True))
+            *(
+                h.call("connect", plan, at_once, attempts)
+                for h, plan in zip(self.handles, plans, strict=True)
+            )
         )
         times = sorted(t for r in results for t in r["times"])
         failed: Counter[str] = Counter()

@@ -89,6 +89,8 @@ class Deployment:
     launcher: list[str] | None = None
     # "daphne", or "uvicorn" (if installed) to compare ASGI servers.
     server: str = "daphne"
+    # More daphne options, after `-b HOST -p PORT` (e.g. a shorter --websocket_connect_timeout).
+    daphne_args: tuple[str, ...] = ()
     name: str = "bench"
 
     ports: list[int] = field(default_factory=list, init=False)
@@ -210,7 +212,7 @@ class Deployment:
     def _start_worker(self, index: int) -> None:
         assert self.tmp is not None
         port = free_port()
-        daphne = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+        daphne = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), *self.daphne_args]
         command = [*daphne, "chatsite.asgi:application"]
         if self.server == "uvicorn":
             # For comparison only (docs/performance.md): uvicorn is not a dependency.

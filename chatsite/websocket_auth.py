@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.sessions.backends import cached_db, db
 from django.http.cookie import parse_cookie
 
+from chatsite import crowds
+
 
 class SessionUserMiddleware:
     """Put the signed-in `user` and the `session_key` in the scope before the consumer starts.
@@ -34,9 +36,18 @@ class SessionUserMiddleware:
         self.session_store = store
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        # No local names: this frame lives as long as the socket, and must not pin the user
-        # the consumer may replace in its scope.
-        return await self.inner(await self._signed_in(scope), receive, send)
+        # In line with the worker's other handshakes (chatsite/crowds.py); the consumer hands
+        # the slot on once it has said `hello`, or at the latest when the socket ends.
+        slot = await crowds.gate.admit(send)
+        if slot is None:
+            return None  # the peer left while waiting
+        scope[crowds.SLOT] = slot
+        try:
+            # No other local names: this frame lives as long as the socket, and must not pin
+            # the user the consumer may replace in its scope.
+            return await self.inner(await self._signed_in(scope), receive, send)
+        finally:
+            slot.release()
 
     async def _signed_in(self, scope: dict[str, Any]) -> dict[str, Any]:
         cookies: dict[str, str] = {}

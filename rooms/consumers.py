@@ -20,7 +20,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatsite import lean_sockets, prepared_frames
+from chatsite import crowds, lean_sockets, prepared_frames
 
 from . import fanout, presence, protocol, ratelimit, selectors, services
 from .models import Room
@@ -78,6 +78,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         """Refuse anonymous or inactive users (HTTP 403), else greet with `hello`."""
+        try:
+            await self._connect()
+        finally:
+            crowds.handshake_done(self.scope)
+
+    async def _connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close()
