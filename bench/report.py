@@ -626,7 +626,13 @@ def findings(data: Data) -> list[str]:
         "trips per message instead of six (health check, `BEGIN`, seq, read mark, insert, "
         "`COMMIT`). Under load each round trip waits for a core, and a worker's one database "
         "thread queued the messages behind them: two workers at 15,000/s went from p99 1.6 s "
-        "to 0.45 s (`core` layer, runs minutes apart).",
+        "to 0.45 s (`core` layer, runs minutes apart). The health check is left out too "
+        "while a connection is busy (`chatsite/postgresql/base.py`): Django's "
+        "`CONN_HEALTH_CHECKS` sends `SELECT 1` at the start of every request, and channels "
+        "makes every frame's queries a request, so it cost a round trip per message and a "
+        "third of the database thread's time in a crowd of sockets connecting. Now a "
+        "connection used less than a second ago counts as checked (measured one post at a "
+        "time: 490 → 430 µs of PostgreSQL CPU, 370 → 260 µs of the worker's).",
         "9. **Crowds admitted in turn** (`chatsite/crowds.py`). Sockets arrive in crowds: a "
         "restarted worker's, a drained worker's (4012), the whole site's after a resync. "
         "Opened at the same moment (2026-12-03, this machine), 1,000 sockets took 28 s to get "

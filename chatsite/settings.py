@@ -133,6 +133,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}.test"}
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, minus the health check of a connection busy a moment ago (see there).
+    DATABASES["default"]["ENGINE"] = "chatsite.postgresql"
     # A stopped or unreachable server must fail requests (and /healthz) fast, not hang them.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
 
