@@ -39,8 +39,9 @@ SOCKET_USER_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
 def connection_state(user: User) -> tuple[list[Membership], User | None]:
     """What a new socket needs: the user's memberships, and the user read again with only the
     fields a socket uses (None if they were deactivated since the handshake read them)."""
-    lean = type(user).objects.only(*SOCKET_USER_FIELDS).filter(pk=user.pk, is_active=True).first()
-    return memberships_of(user), lean
+    # A slice, not first(): no ORDER BY to build for a look-up by primary key.
+    found = type(user).objects.only(*SOCKET_USER_FIELDS).filter(pk=user.pk, is_active=True)[:1]
+    return memberships_of(user), next(iter(found), None)
 
 
 def rooms_for(user: User) -> list[RoomEntry]:
