@@ -97,7 +97,7 @@ def performance(data: Data) -> str:
         "",
         "## Running it",
         "",
-        "- `make bench`: the standard scenarios (one-worker, two-core, many, then memory and "
+        "- `make bench`: the standard scenarios (one-worker, two-pubsub, many, then memory and "
         "profile as time allows), under five minutes; `make bench-layers` compares the two "
         "channel layers for docs/scaling.md. `python -m bench.run --scale 0.2` runs a fifth of "
         "the clients, loads and sockets, `--only one-worker,idle` picks scenarios (`--merge` "
@@ -233,7 +233,9 @@ def method(data: Data) -> list[str]:
         "database with their sessions (`python -m bench.seed`).",
         "- **Clients.** Sockets open `/ws/chat/` with the user's session cookie and "
         "`Origin: http://127.0.0.1:<port>`, wait for `hello`, and send "
-        '`{"type":"join","room":…}` (idle sockets are members already and join nothing). They '
+        '`{"type":"join","room":…}` (idle sockets are members already and join nothing). Each '
+        "client process opens up to 500 sockets at once, a crowd the workers admit in turn "
+        "(`chatsite/crowds.py`), so connect times are those of a crowd. They "
         f"run in {data['processes']} client processes (asyncio on uvloop, the "
         "`websockets` library's sans-I/O protocol, orjson: about a third less client CPU than "
         "on asyncio's own loop); each room's sockets are split over every process and "
@@ -273,6 +275,9 @@ def machine(data: Data) -> list[str]:
         "clients. Load average before the run: "
         + ", ".join(f"{x:.2f}" for x in m["load_average_before"])
         + ".",
+        "- The machine's speed varies from hour to hour: with the same delivery path, one "
+        "worker held at 10,000/s used 27 % of a core on 2026-12-02 at 21:29 UTC and 50 % on "
+        "2026-12-03 at 08:29 UTC. Only runs made side by side compare.",
     ]
 
 

@@ -543,7 +543,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     behind_nginx = nginx_available() and not args.direct
     one_loads = scaled([5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000], scale)
-    two_loads = scaled([5000, 10000, 15000, 20000], scale)
+    two_loads = scaled([5000, 10000, 15000, 20000, 25000], scale)
     scenarios: list[ScenarioResult] = []
     started = time.monotonic()
     env = dict(item.split("=", 1) for item in args.env)
