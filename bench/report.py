@@ -656,7 +656,7 @@ def findings(data: Data) -> list[str]:
         "connection, even with debug off: a tenth of a worker's time in a crowd, now lazy. "
         "The bench's clients open 500 sockets per process at once, so the connect figures "
         "above are crowds; `tests/test_crowds.py` opens 1,000 at once against a worker with "
-        "a 2 s connect timeout.",
+        "a 3 s connect timeout.",
         "10. **Not taken**: holding a busy worker's broadcasts for a fixed interval so that "
         "more travel in one `group_send` (two workers at 8,000/s: 10 ms saved nothing "
         "measurable, 25 ms about 12 % of the workers' CPU, for up to 25 ms more latency on "
