@@ -13,7 +13,8 @@ profile as time allows:
                  offered load stepped up to find the highest clean load, then 10,000/s held.
 - two-core / two-pubsub: 2 workers (PostgreSQL, Redis; CHATSITE_CHANNEL_LAYER core or pubsub),
                  behind nginx when deploy/ provides it, else addressed directly.
-- many:          10,000 sockets across two workers (PostgreSQL, Redis), held with heartbeats
+- many:          10,000 sockets across two workers (PostgreSQL, Redis; behind nginx when
+                 deploy/ provides it, else addressed directly), held with heartbeats
                  running: none may drop; RSS per socket at 5,000 sockets per worker.
 - idle:          5,000 idle sockets on one worker (SQLite): RSS per socket.
 - memory:        one worker under tracemalloc: what an idle socket allocates, by library.
@@ -236,6 +237,7 @@ async def run_idle(
     workers: int = 1,
     redis_url: str | None = None,
     hold: float = 3.0,
+    behind_nginx: bool = False,
 ) -> ScenarioResult:
     """Open idle sockets in batches until `target` (or failures, or the time budget), then
     hold them `hold` seconds: nothing may drop while nobody talks."""
@@ -254,19 +256,32 @@ async def run_idle(
         )
         deployment = Deployment(workers=1, name="idle", extra_env=env, server=server)
     else:
+        where = (
+            "behind nginx (deploy/cluster.py, production settings)"
+            if behind_nginx
+            else "addressed directly (sockets split evenly)"
+        )
         result = ScenarioResult(
             "many",
             f"(f) {target:,} sockets on {workers} workers",
-            f"{workers} daphne workers, PostgreSQL, Redis `pubsub` layer, addressed directly "
-            f"(sockets split evenly); held {hold:.0f} s with daphne's pings (every 20 s) and "
-            "the presence heartbeat (every 10 s) running",
+            f"{workers} daphne workers, PostgreSQL, Redis `pubsub` layer, {where}; held "
+            f"{hold:.0f} s with daphne's pings (every 20 s) and the presence heartbeat (every "
+            "10 s) running",
             target,
             rooms,
             workers,
             f"{target:,} concurrent sockets across {workers} workers, none dropped",
         )
-        deployment = Deployment(
-            workers=workers, database="postgres", redis_url=redis_url, name="many", extra_env=env
+        deployment: Any = (
+            NginxDeployment(workers=workers, redis_url=redis_url, name="many", extra_env=env)
+            if behind_nginx
+            else Deployment(
+                workers=workers,
+                database="postgres",
+                redis_url=redis_url,
+                name="many",
+                extra_env=env,
+            )
         )
     try:
         with deployment as site:
@@ -542,8 +557,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only.split(",")) if args.only else None
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     behind_nginx = nginx_available() and not args.direct
-    one_loads = scaled([5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000], scale)
-    two_loads = scaled([5000, 10000, 15000, 20000, 25000], scale)
+    one_loads = scaled([10000, 15000, 20000, 25000, 30000, 35000, 40000], scale)
+    two_loads = scaled([10000, 15000, 20000, 25000], scale)
     scenarios: list[ScenarioResult] = []
     started = time.monotonic()
     env = dict(item.split("=", 1) for item in args.env)
@@ -622,6 +637,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 workers=2,
                 redis_url=redis_url,
                 hold=22.0 * max(scale, 0.4),
+                behind_nginx=behind_nginx,
             )
         )
     profile_text = ""

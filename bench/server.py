@@ -452,3 +452,16 @@ class NginxDeployment:
         users = _seed(self.env(), prefix, count, rooms)
         self._sessions.extend(key for _, key in users)
         return users
+
+    def stop_workers(self) -> None:
+        """End the workers and nginx now (the database and keys go with `stop`)."""
+        if self.cluster is not None:
+            self.cluster.stop()  # type: ignore[attr-defined]
+
+    def log_tail(self, index: int, lines: int = 30) -> str:
+        if self.cluster is None:
+            return ""
+        path = self.cluster.log_dir / f"worker-{index + 1}.log"  # type: ignore[attr-defined]
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
