@@ -139,8 +139,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.hub.release(self, [m.room_id for m in memberships])
         try:
             if await presence.backend().connect(self.user_id, self.conn_id):
-                await _db(services.announce_presence)(
-                    user_id=self.user_id, username=self.username, event="online"
+                # The rooms just read: no query, so no database-thread hop.
+                services.announce_presence(
+                    user_id=self.user_id,
+                    username=self.username,
+                    event="online",
+                    rooms=[(m.room_id, m.room.slug) for m in memberships],
                 )
         except Exception:
             logger.warning("presence unavailable", exc_info=True)

@@ -6,6 +6,7 @@ Functions are sync and atomic; what the rest of the site must hear is published 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -508,10 +509,22 @@ def history(
     )
 
 
-def announce_presence(*, user_id: int, event: str, username: str | None = None) -> None:
-    """Tell every room of the user that they came online or went offline."""
+def announce_presence(
+    *,
+    user_id: int,
+    event: str,
+    username: str | None = None,
+    rooms: Iterable[tuple[int, str]] | None = None,
+) -> None:
+    """Tell every room of the user that they came online or went offline.
+
+    `rooms` ((pk, slug) of the user's rooms) spares the queries to a caller that has just read
+    them: a socket saying `hello`.
+    """
     if username is None:
         username = get_user_model().objects.get(pk=user_id).get_username()
+    if rooms is None:
+        rooms = Membership.objects.filter(user_id=user_id).values_list("room_id", "room__slug")
     frames = [
         {
             "room": room_id,
@@ -520,9 +533,7 @@ def announce_presence(*, user_id: int, event: str, username: str | None = None) 
                 {"type": "presence", "room": slug, "user": username, "event": event}
             ),
         }
-        for room_id, slug in Membership.objects.filter(user_id=user_id).values_list(
-            "room_id", "room__slug"
-        )
+        for room_id, slug in rooms
     ]
     if frames:
         fanout.publish(frames)
