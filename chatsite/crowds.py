@@ -2,7 +2,7 @@
 
 Crowds are ordinary: the sockets of a restarted worker reconnect together, a drained worker's
 sockets (close 4012) move to the others, a load balancer opens upstream connections for a
-surge. Under daphne, three things turned a crowd into a collapse (docs/performance.md):
+surge. Under daphne, four things stood in a crowd's way (docs/performance.md):
 
 - Twisted listens with a queue of 50 connections not yet accepted. Past it the kernel drops
   SYNs, and each one retries only after 1, 3, 7… seconds: 1,000 sockets opened at once to one
