@@ -4,5 +4,6 @@ from . import views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
+    path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("", include("django.contrib.auth.urls")),
 ]

@@ -14,10 +14,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from chatsite import batched_writes, crowds  # noqa: E402
+from chatsite import batched_writes, bounded_sockets, crowds  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 batched_writes.install()
+bounded_sockets.install()
 crowds.install()
 
 application = ProtocolTypeRouter(

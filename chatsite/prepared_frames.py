@@ -18,6 +18,8 @@ from typing import Any
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 
+from chatsite.bounded_sockets import BoundedWebSocketProtocol
+
 _OPEN = WebSocketServerProtocol.STATE_OPEN
 
 
@@ -61,5 +63,8 @@ def write(socket: WebSocketServerProtocol | None, frame: PreparedFrame) -> bool:
     transport: Any = socket.transport  # Twisted's TCP connection (zope-typed as ITransport)
     if transport is None or socket._perMessageCompress is not None or socket.send_queue:
         return False
-    transport.write(frame.wire)
+    if isinstance(socket, BoundedWebSocketProtocol):
+        socket.write_prepared(frame.wire)  # within its backlog cap
+    else:
+        transport.write(frame.wire)
     return True

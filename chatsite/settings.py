@@ -4,12 +4,15 @@ See README.md ("Configuration") for the variables and their defaults.
 """
 
 import os
+import re
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url as parse_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,6 +81,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "accounts",
     "rooms",
 ]
@@ -92,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatsite.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as axes documents: it turns a throttled sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -141,8 +147,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
-# Prefix of every Redis key the site writes (layer, presence, rate limits).
-REDIS_KEY_PREFIX = os.environ.get("CHATSITE_LAYER_PREFIX", "chatsite")
+
+
+def redis_database(url: str) -> int:
+    """The database number of a Redis URL as redis-py reads it (`/2` or `?db=2`), else 0."""
+    if not url:
+        return 0
+    try:
+        # With several servers (comma-separated), the first one's.
+        return int(parse_redis_url(url.split(",")[0].strip()).get("db", 0))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not a Redis URL: {exc}") from None
+
+
+# Prefix of every Redis key and pub/sub channel the site uses: channel layer, presence, rate
+# limits and cache. Redis pub/sub ignores the database number (stack fact 11), so by default
+# the prefix names it: sites on redis://host/1 and redis://host/2 never hear each other.
+REDIS_KEY_PREFIX = os.environ.get("CHATSITE_LAYER_PREFIX") or (
+    f"chatsite-db{redis_database(REDIS_URL)}"
+)
+# The pub/sub layer starts channel names with the prefix, and channels accepts only these
+# characters in names shorter than 100 (the prefix plus 41 for "specific.<uuid hex>").
+if not re.fullmatch(r"[A-Za-z0-9._-]{1,50}", REDIS_KEY_PREFIX):
+    raise ImproperlyConfigured(
+        f"CHATSITE_LAYER_PREFIX={REDIS_KEY_PREFIX!r}: use 1 to 50 ASCII letters, digits, "
+        "'.', '-' or '_'."
+    )
 
 # Which channels-redis layer carries the broadcast (docs/scaling.md compares them). `pubsub`
 # costs a quarter less worker CPU per event; what it can lose silently (a subscription that
@@ -181,11 +211,21 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # django-redis rather than Django's RedisCache: it can turn a Redis outage into
+            # cache misses (logged) instead of exceptions, so `cached_db` sessions fall back to
+            # the database and pages and sign-in keep working (contract §4). The timeouts bound
+            # what a paused or unreachable Redis costs each cache call (docs/deploy.md).
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "chatsite",
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
     # Every worker reads the same sessions: the database, with Redis in front.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
@@ -202,6 +242,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Axes first: it refuses a throttled sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "/accounts/login/"
@@ -239,6 +285,18 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# includeSubDomains binds every subdomain to HTTPS, and preload does so for months beyond
+# (until browsers' built-in lists drop the domain): an operator turns them on knowingly, and
+# leaving them unset is that decision already made. So `check --deploy` (the production gate)
+# stays clean without them; set to anything, even 0, they are the check's to judge again.
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for check, variable in (
+        ("security.W005", "DJANGO_HSTS_INCLUDE_SUBDOMAINS"),
+        ("security.W021", "DJANGO_HSTS_PRELOAD"),
+    )
+    if variable not in os.environ
+]
 # The load balancer probes workers over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -248,9 +306,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"once_per_minute": {"()": "chatsite.logging_filters.OncePerMinute"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # Axes logs every sign-in at INFO; failures and lockouts are WARNINGs.
+        "axes": {"level": "WARNING"},
+        # While Redis is away every cache call fails (and is ignored): one traceback a minute.
+        "django_redis.cache": {"filters": ["once_per_minute"]},
+    },
 }
 
 # Chat limits: the numbers of the contract live here once.
@@ -269,4 +335,54 @@ CHAT = {
     "HUB_REFRESH_SECONDS": 30,
     # A hub with nothing to send says how far it got this often (rooms/fanout.py).
     "HUB_BEAT_SECONDS": 2,
+    # What one user or socket may cost a worker (docs/security.md has the table).
+    # No server frame is larger than this (daphne's own cap on a WebSocket message).
+    "MAX_SERVER_FRAME_BYTES": 1024 * 1024,
+    # Frames a socket may have waiting for the worker before it stops reading that socket.
+    "INPUT_QUEUE_FRAMES": 8,
+    # Bytes pushed to a socket whose client is not reading before it is closed with 4013.
+    "SOCKET_BACKLOG_BYTES": env_int("CHATSITE_SOCKET_BACKLOG_BYTES", 1024 * 1024),
+    # How long a socket closed with 4013 has to read its close before it is dropped.
+    "BACKLOG_CLOSE_SECONDS": 10,
+    # Open sockets per user across every worker; the next one is closed with 4029.
+    "SOCKETS_PER_USER": env_int("CHATSITE_SOCKETS_PER_USER", 32),
+    # Frames one socket may send per second (burst); faster ones wait their turn.
+    "SOCKET_FRAMES_PER_SECOND": 50,
+    "SOCKET_FRAME_BURST": 200,
+    # `history` and `read` per user, across tabs and workers; faster ones wait their turn.
+    "QUERIES_PER_SECOND": 20,
+    "QUERIES_BURST": 100,
+    # `typing` is relayed at most once per this many seconds per user and room.
+    "TYPING_INTERVAL_SECONDS": 2,
+    # Rooms a user may belong to (a `hello` lists them all and must stay under 1 MiB).
+    "ROOMS_PER_USER": 500,
+    # Members listed by name in `joined` and on a room's page.
+    "MEMBERS_LISTED": 1000,
 }
+
+# Sign-in limits (contract §4; docs/security.md has the table): this many failed sign-ins within
+# the cool-off lock a username (from any address) or an address (for any username) until the
+# cool-off has passed or staff delete the attempts in the admin (Axes › Access attempts).
+SIGN_IN = {
+    "FAILURES_PER_USERNAME": 10,
+    "FAILURES_PER_ADDRESS": 30,
+    "COOL_OFF_MINUTES": 15,
+}
+# django-axes applies them. Its database handler, not the cache one: every worker shares the
+# table, and the cache lives in Redis while sign-in must keep working without Redis.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Axes has one limit for both parameters; this picks 10 or 30 per sign-in (see there).
+AXES_FAILURE_LIMIT = "accounts.throttle.failure_limit"
+AXES_COOLOFF_TIME = timedelta(minutes=SIGN_IN["COOL_OFF_MINUTES"])
+# Attempts during a lock, the owner's right password included, do not make it last longer.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success leaves the failures counted: axes would also wipe the address's, so anyone with an
+# account could reset the count of the address they guess from.
+AXES_RESET_ON_SUCCESS = False
+# REMOTE_ADDR only: daphne fills it from nginx's X-Forwarded-For under --proxy-headers (see there).
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# The throttle needs only failures; a row for every successful sign-in would grow forever.
+AXES_DISABLE_ACCESS_LOG = True

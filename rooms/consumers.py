@@ -6,6 +6,7 @@ channel of their own: the worker's Hub (rooms/fanout.py) writes room events to t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatsite import crowds, lean_sockets, prepared_frames
+from chatsite.bounded_sockets import BoundedWebSocketProtocol
 
 from . import fanout, presence, protocol, ratelimit, selectors, services
 from .models import Room
@@ -57,6 +59,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     hub: fanout.Hub
     handlers: dict[str, Handler] = {}
+    # This socket's frame budget (see `_pace`); class defaults until its first frame.
+    _pace_tokens = float(LIMITS["SOCKET_FRAME_BURST"])
+    _pace_at = 0.0
+    # When this socket last relayed `typing`, per room pk; made on its first `typing`.
+    _typing_at: dict[int, float] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the socket: like AsyncConsumer's, minus what a hub-fed socket does not use.
@@ -68,10 +75,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.socket = prepared_frames.socket_behind(send)
+        bounded = self.socket if isinstance(self.socket, BoundedWebSocketProtocol) else None
         lean_sockets.trim_queue(receive)
         try:
             while True:
                 message = await receive()
+                if bounded is not None:
+                    bounded.frame_taken()
+                    if message["type"] == "websocket.receive":
+                        # A client that asks without reading gets its next answer once it has
+                        # read the last one (chatsite/bounded_sockets.py).
+                        await bounded.wait_for_output()
                 await getattr(self, get_handler_name(message))(message)
         except StopConsumer:
             pass
@@ -123,6 +137,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.socket is not None:
             # Open now: what daphne kept of the handshake goes (the scope's headers too).
             lean_sockets.release_handshake(self.socket)
+        try:
+            first = await presence.backend().connect(self.user_id, self.conn_id)
+        except presence.TooManySockets:
+            self.hub.unregister(self)
+            await self.close_with(protocol.CLOSE_TOO_MANY_SOCKETS)
+            return
+        except Exception:
+            # Redis is away: the socket works without presence (nor its per-user limit).
+            logger.warning("presence unavailable", exc_info=True)
+            first = False
         hello = protocol.encode(
             {
                 "type": "hello",
@@ -137,17 +161,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.rooms[m.room.slug] = _shared(m.room)
         await self.write(hello)
         await self.hub.release(self, [m.room_id for m in memberships])
-        try:
-            if await presence.backend().connect(self.user_id, self.conn_id):
-                # The rooms just read: no query, so no database-thread hop.
-                services.announce_presence(
-                    user_id=self.user_id,
-                    username=self.username,
-                    event="online",
-                    rooms=[(m.room_id, m.room.slug) for m in memberships],
-                )
-        except Exception:
-            logger.warning("presence unavailable", exc_info=True)
+        if first:
+            # The rooms just read: no query, so no database-thread hop.
+            services.announce_presence(
+                user_id=self.user_id,
+                username=self.username,
+                event="online",
+                rooms=[(m.room_id, m.room.slug) for m in memberships],
+            )
 
     async def disconnect(self, code: int) -> None:
         """Forget the connection; the user's last one going takes them offline."""
@@ -155,12 +176,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not hasattr(self, "hub"):
             return
         self.hub.unregister(self)
-        if self.hub.draining:
-            # The user reconnects on another worker at once; letting this connection expire
-            # from presence (instead of removing it) spares everyone an offline/online flicker.
-            return
         try:
-            if await presence.backend().disconnect(self.user_id, self.conn_id):
+            if self.hub.draining:
+                # The user reconnects on another worker at once; letting this connection
+                # expire from presence in a few seconds (instead of removing it) spares
+                # everyone an offline/online flicker.
+                await presence.backend().linger(self.user_id, self.conn_id)
+            elif await presence.backend().disconnect(self.user_id, self.conn_id):
                 await _db(services.announce_presence)(
                     user_id=self.user_id, username=self.username, event="offline"
                 )
@@ -190,6 +212,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Parse one frame, run its handler, and answer errors with an `error` frame."""
         if self.closed:
             return  # the server closed the socket; frames still in flight are not acted on
+        await self._pace()
         raw = text_data if text_data is not None else bytes_data or b""
         if len(raw) > LIMITS["MAX_FRAME_BYTES"] // 4 and (
             len(raw.encode() if isinstance(raw, str) else raw) > LIMITS["MAX_FRAME_BYTES"]
@@ -230,6 +253,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(window) > LIMITS["ABUSE_FRAMES"]:
             await self.close_with(protocol.CLOSE_ABUSE)
 
+    async def _pace(self) -> None:
+        """At most SOCKET_FRAMES_PER_SECOND frames of this socket a second (SOCKET_FRAME_BURST
+        at once): a faster client's frames wait, in the end in its own kernel (TCP pushes
+        back), whatever their type."""
+        rate = LIMITS["SOCKET_FRAMES_PER_SECOND"]
+        now = time.monotonic()
+        tokens = min(LIMITS["SOCKET_FRAME_BURST"], self._pace_tokens + (now - self._pace_at) * rate)
+        if tokens < 1:
+            await asyncio.sleep((1 - tokens) / rate)
+            now, tokens = time.monotonic(), 1.0
+        self._pace_tokens, self._pace_at = tokens - 1, now
+
     async def room(self, slug: str) -> Room:
         room = self.rooms.get(slug)
         if room is None:
@@ -238,14 +273,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return room
 
     async def _check_rate(self) -> None:
-        try:
-            allowed = await ratelimit.allow(self.user_id)
-        except Exception:
-            # Fail open: a Redis outage must not stop the chat.
-            logger.warning("rate limiter unavailable", exc_info=True)
-            return
-        if not allowed:
+        """Take one of the user's actions (send, direct, edit, delete, join, leave), or
+        answer `rate_limited`."""
+        if not await ratelimit.allow(self.user_id):
             raise services.RateLimited("Too many messages: slow down and retry shortly.")
+
+    async def _pace_queries(self) -> None:
+        """Wait for one of the user's queries (history, read): across all their tabs, a client
+        asking faster waits its turn instead of taking the worker's database thread."""
+        budget = ratelimit.queries()
+        while True:
+            if await ratelimit.allow(self.user_id, budget):
+                return
+            await asyncio.sleep(1 / budget.rate)
 
     # --- handlers, one per frame type -------------------------------------------------------
 
@@ -253,6 +293,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.reply({"type": "pong"}, frame.get("ref"))
 
     async def on_join(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
         # Fresh from the database: the reply carries the room's current last_seq.
         room = await _db(services.get_room)(frame["room"])
         self.rooms[room.slug] = _shared(room)
@@ -260,19 +301,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             user=self.user, room=room, origin=self.conn_id
         )
         self.hub.subscribe(self, room.pk)
-        members = await _db(selectors.member_names)(room)
+        members, count = await _db(selectors.listed_members)(room)
         online = await presence.backend().online(pk for pk, _ in members)
-        await self.reply(
-            {
-                "type": "joined",
-                "room": protocol.room_payload(room, viewer=self.user),
-                "members": [name for _, name in members],
-                "online": [name for pk, name in members if pk in online],
-            },
-            frame.get("ref"),
-        )
+        joined = {
+            "type": "joined",
+            "room": protocol.room_payload(room, viewer=self.user),
+            "members": [name for _, name in members],
+            "online": [name for pk, name in members if pk in online],
+        }
+        if count > len(members):
+            joined["member_count"] = count  # a room of thousands lists its first members
+        await self.reply(joined, frame.get("ref"))
 
     async def on_leave(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
         room = await self.room(frame["room"])
         await _db(services.leave_room)(user=self.user, room=room, origin=self.conn_id)
         self.hub.unsubscribe(self, room.pk)
@@ -311,6 +353,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_history(self, frame: dict[str, Any]) -> None:
+        await self._pace_queries()
         room = await self.room(frame["room"])
         page = await _db(services.history)(
             user=self.user,
@@ -322,6 +365,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.reply({"type": "history", **page.as_dict()}, frame.get("ref"))
 
     async def on_read(self, frame: dict[str, Any]) -> None:
+        await self._pace_queries()
         room = await self.room(frame["room"])
         membership = await _db(services.mark_read)(
             user=self.user, room=room, seq=frame["seq"], origin=self.conn_id
@@ -329,17 +373,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.reply(protocol.unread_payload(room, membership.last_read), frame.get("ref"))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        room = await self.room(frame["room"])
-        if not self.hub.is_subscribed(self, room.pk):
+        room = self.rooms.get(frame["room"])
+        if room is None or not self.hub.is_subscribed(self, room.pk):
+            # Not one of the socket's rooms (yet): asking the database is a query.
+            await self._pace_queries()
+            room = await self.room(frame["room"])
             await _db(services.membership_of)(self.user, room)
             self.hub.subscribe(self, room.pk)
+        # Relayed once per TYPING_INTERVAL_SECONDS per user and room; repeats are dropped
+        # silently, first by this socket (no Redis round trip), then across tabs and workers.
+        now = time.monotonic()
+        if self._typing_at is None:
+            self._typing_at = {}
+        if now - self._typing_at.get(room.pk, -1e9) < LIMITS["TYPING_INTERVAL_SECONDS"]:
+            return
+        self._typing_at[room.pk] = now
+        if not await ratelimit.first_typing(self.user_id, room.pk):
+            return
         typing = protocol.encode({"type": "typing", "room": room.slug, "user": self.username})
         fanout.publish([{"room": room.pk, "skip_user": self.user_id, "frame": typing}])
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
+        services.clean_body(frame["body"])
+        await self._check_rate()
         await _db(services.edit_message)(user=self.user, message_id=frame["id"], body=frame["body"])
 
     async def on_delete(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
         await _db(services.delete_message)(user=self.user, message_id=frame["id"])
 
 

@@ -8,7 +8,8 @@ never get channel-layer channels of their own (docs/performance.md says why and 
 A layer message is `{"type": "hub.deliver", "items": [item, …]}`; an item is a dict with
 - `frame`: the encoded server frame to write (optional when `close` is given),
 - `room`: deliver to the local connections subscribed to this room pk, or
-- `user`: deliver to the local connections of this user pk (`session`: only that session's),
+- `user`: deliver to the local connections of this user pk (`session`: only that session's;
+  `skip_session`: all but that session's),
 - `skip_user`: leave out this user's connections (typing, presence),
 - `skip_conn`: leave out one connection (it got its own reply, carrying the client's `ref`),
 - `subscribe` / `unsubscribe`: a room pk the user's connections start or stop receiving,
@@ -53,6 +54,12 @@ BROADCAST_GROUP = "chat.broadcast"
 MAX_ITEMS_PER_SEND = 200
 # How long a new connection waits for this worker's hub to reach the channel layer.
 HUB_READY_SECONDS = 5.0
+# Broadcasts waiting for the layer (a paused Redis holds them): past this many, what comes is
+# dropped, and the hub skips a number so every hub's sockets resync (see the module docstring).
+OUTBOX_CAP = 10_000
+# How long a broadcast without a hub (management commands, a worker's first requests) may wait
+# for the layer: a paused Redis must not hang a sign-out.
+SEND_WITHOUT_HUB_SECONDS = 2.0
 Item = dict[str, Any]
 
 
@@ -85,7 +92,7 @@ def publish(items: list[Item]) -> None:
     """
     hub = Hub.running
     if hub is not None and hub.loop.is_running():
-        hub.loop.call_soon_threadsafe(hub.outbox.put_nowait, items)
+        hub.loop.call_soon_threadsafe(hub.enqueue, items)
         return
     try:
         async_to_sync(_group_send)(items)
@@ -97,7 +104,8 @@ def publish(items: list[Item]) -> None:
 async def _group_send(items: list[Item]) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(BROADCAST_GROUP, {"type": "hub.deliver", "items": items})
+        message = {"type": "hub.deliver", "items": items}
+        await asyncio.wait_for(layer.group_send(BROADCAST_GROUP, message), SEND_WITHOUT_HUB_SECONDS)
 
 
 class Hub:
@@ -110,6 +118,7 @@ class Hub:
         self.layer = layer if layer is not None else get_channel_layer()
         self.channel: str | None = None
         self.outbox: asyncio.Queue[list[Item]] = asyncio.Queue()
+        self.outbox_overflowed = False
         self.by_room: dict[int, set[Connection]] = defaultdict(set)
         self.by_user: dict[int, set[Connection]] = defaultdict(set)
         # A list, not a set: a socket is in a few rooms, and every idle socket keeps one.
@@ -288,6 +297,14 @@ class Hub:
             with contextlib.suppress(Exception):
                 await conn.close_with(CLOSE_SHUTDOWN)
 
+    def enqueue(self, items: list[Item]) -> None:
+        """Queue items for broadcast (in the hub's loop), or drop them past OUTBOX_CAP."""
+        if self.outbox.qsize() < OUTBOX_CAP:
+            self.outbox.put_nowait(items)
+        elif not self.outbox_overflowed:
+            self.outbox_overflowed = True
+            logger.warning("broadcast backlog full (%d); dropping until it drains", OUTBOX_CAP)
+
     # --- numbering ----------------------------------------------------------------------------
 
     def _check_numbering(self, message: dict[str, Any]) -> None:
@@ -362,6 +379,11 @@ class Hub:
             items = list(await self.outbox.get())
             while not self.outbox.empty() and len(items) < MAX_ITEMS_PER_SEND:
                 items.extend(self.outbox.get_nowait())
+            if self.outbox_overflowed:
+                # Broadcasts were dropped: a number nobody hears makes every hub (this one
+                # too) resync its sockets, whose clients catch up by seq.
+                self.outbox_overflowed = False
+                self.sent += 1
             message: dict[str, Any] = {"type": "hub.deliver", "origin": self.origin}
             if items:
                 # Counted even if the send fails: the gap tells every hub, this one included.
@@ -458,6 +480,9 @@ class Hub:
                 session = item.get("session")
                 if session is not None:
                     targets = {c for c in targets if c.session_key == session}
+                kept = item.get("skip_session")
+                if kept is not None:
+                    targets = {c for c in targets if c.session_key != kept}
             else:
                 continue
             if not targets:

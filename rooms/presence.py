@@ -4,6 +4,10 @@ Each connection is a member of its user's set with an expiry that its worker ref
 PRESENCE_HEARTBEAT_SECONDS. A worker that dies stops refreshing; any live worker's sweep then
 finds users whose every connection expired and takes them offline, so a killed worker's users go
 offline within PRESENCE_TTL_SECONDS plus one heartbeat.
+
+The same sets count a user's open connections: `connect` refuses one past SOCKETS_PER_USER
+(`TooManySockets`; the consumer closes it with 4029), atomically across workers. While Redis is
+away nobody is announced, `online` is empty, and the limit holds per worker instead.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from django.conf import settings
 from . import redis as shared_redis
 
 TTL = settings.CHAT["PRESENCE_TTL_SECONDS"]
+# How long a connection closed by a draining worker (4012) still counts.
+LINGER_SECONDS = 5
 
 
 def _conns_key(user_id: int) -> str:
@@ -27,10 +33,12 @@ def _users_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:presence:users"
 
 
-# KEYS: conns key, users key. ARGV: conn id, expiry, now, user id. Returns 1 if first connection.
+# KEYS: conns key, users key. ARGV: conn id, expiry, now, user id, most connections.
+# Returns 1 if first connection, 0 if not, -1 if the user already has the most allowed.
 _CONNECT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local had = redis.call('ZCARD', KEYS[1])
+if had >= tonumber(ARGV[5]) then return -1 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], 86400)
 redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[4])
@@ -61,6 +69,19 @@ return 0
 """
 
 
+# KEYS: conns key. ARGV: conn id, expiry. Shortens a connection's life to `expiry`.
+_LINGER = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+end
+return 0
+"""
+
+
+class TooManySockets(Exception):
+    """The user has as many open connections as one user may (contract: 4029)."""
+
+
 class _LocalPresence:
     """One process: a count of open connections per user."""
 
@@ -69,8 +90,13 @@ class _LocalPresence:
 
     async def connect(self, user_id: int, conn_id: str) -> bool:
         conns = self.conns.setdefault(user_id, set())
+        if len(conns) >= settings.CHAT["SOCKETS_PER_USER"]:
+            raise TooManySockets
         conns.add(conn_id)
         return len(conns) == 1
+
+    async def linger(self, user_id: int, conn_id: str) -> None:
+        await self.disconnect(user_id, conn_id)
 
     async def disconnect(self, user_id: int, conn_id: str) -> bool:
         conns = self.conns.get(user_id)
@@ -93,24 +119,65 @@ class _LocalPresence:
 
 
 class _RedisPresence:
+    def __init__(self) -> None:
+        # This worker's own count, for the socket limit while Redis is away.
+        self.fallback = _LocalPresence()
+
     async def connect(self, user_id: int, conn_id: str) -> bool:
+        """Count the connection in (True if it is the user's first), or TooManySockets."""
         now = time.time()
-        first = await _eval(
-            _CONNECT, 2, _conns_key(user_id), _users_key(), conn_id, now + TTL, now, user_id
-        )
+        limit = settings.CHAT["SOCKETS_PER_USER"]
+        try:
+            if not shared_redis.usable():
+                raise ConnectionError("Redis was unavailable a moment ago")
+            first = await _eval(
+                _CONNECT,
+                2,
+                _conns_key(user_id),
+                _users_key(),
+                conn_id,
+                now + TTL,
+                now,
+                user_id,
+                limit,
+            )
+        except Exception:
+            shared_redis.failed("presence")
+            await self.fallback.connect(user_id, conn_id)
+            return False
+        if first == -1:
+            raise TooManySockets
         return bool(first)
 
+    async def linger(self, user_id: int, conn_id: str) -> None:
+        """Let a connection that moves to another worker expire in a few seconds: the user
+        stays online meanwhile, and it stops counting against their socket limit soon."""
+        await self.fallback.disconnect(user_id, conn_id)
+        await _eval(_LINGER, 1, _conns_key(user_id), conn_id, time.time() + LINGER_SECONDS)
+
     async def disconnect(self, user_id: int, conn_id: str) -> bool:
-        last = await _eval(
-            _DISCONNECT, 2, _conns_key(user_id), _users_key(), conn_id, time.time(), user_id
-        )
+        await self.fallback.disconnect(user_id, conn_id)
+        if not shared_redis.usable():
+            return False
+        try:
+            last = await _eval(
+                _DISCONNECT, 2, _conns_key(user_id), _users_key(), conn_id, time.time(), user_id
+            )
+        except Exception:
+            shared_redis.failed("presence")
+            return False
         return bool(last)
 
     async def online(self, user_ids: Iterable[int]) -> set[int]:
+        """Who of these is online; nobody while Redis is away (a `joined` still answers)."""
         ids = list(user_ids)
-        if not ids:
+        if not ids or not shared_redis.usable():
             return set()
-        scores = await shared_redis.client().zmscore(_users_key(), [str(u) for u in ids])
+        try:
+            scores = await shared_redis.client().zmscore(_users_key(), [str(u) for u in ids])
+        except Exception:
+            shared_redis.failed("presence")
+            return set()
         now = time.time()
         return {u for u, score in zip(ids, scores, strict=True) if score and score > now}
 

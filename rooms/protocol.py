@@ -5,6 +5,7 @@ docs/protocol.md describes the same frames for people; keep the two in step.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,14 @@ MALFORMED_CODES = frozenset({BAD_JSON, BAD_FRAME, UNKNOWN_TYPE})
 CLOSE_ABUSE = 4008
 CLOSE_TOO_BIG = 4009
 CLOSE_SHUTDOWN = 4012
+CLOSE_SLOW_READER = 4013
+CLOSE_TOO_MANY_SOCKETS = 4029
 CLOSE_REVOKED = 4403
+
+# C0 and C1 control characters and DEL; a body may hold tabs and newlines. PostgreSQL refuses a
+# NUL outright, and the rest have no business in a chat.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ProtocolError(Exception):
@@ -82,8 +90,12 @@ def parse(text: str | None, data: bytes | None = None) -> dict[str, Any]:
     if not isinstance(frame, dict):
         raise ProtocolError(BAD_FRAME, "A frame must be a JSON object.")
     ref = frame.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > LIMITS["MAX_REF_CHARS"]):
-        raise ProtocolError(BAD_FRAME, "`ref` must be a string of at most 64 characters.")
+    if ref is not None and (
+        not isinstance(ref, str) or len(ref) > LIMITS["MAX_REF_CHARS"] or _CONTROL.search(ref)
+    ):
+        raise ProtocolError(
+            BAD_FRAME, "`ref` must be a string of at most 64 characters, without control ones."
+        )
     kind = frame.get("type")
     if not isinstance(kind, str):
         raise ProtocolError(BAD_FRAME, "A frame needs a string `type`.", ref)
@@ -102,6 +114,9 @@ def parse(text: str | None, data: bytes | None = None) -> dict[str, Any]:
             raise ProtocolError(BAD_FRAME, f"`{name}` must be {expected}.", ref)
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise ProtocolError(BAD_FRAME, f"`{name}` is out of range.", ref)
+    for name, value in frame.items():
+        if isinstance(value, str) and (_BODY_CONTROL if name == "body" else _CONTROL).search(value):
+            raise ProtocolError(BAD_FRAME, f"`{name[:40]}` holds a control character.", ref)
     return frame
 
 
@@ -152,6 +167,33 @@ def unread_payload(room: Room, last_read: int) -> dict[str, Any]:
         "count": max(room.last_seq - last_read, 0),
         "last_read": last_read,
     }
+
+
+# Room for the rest of a `history` frame around its messages: type, room, has_more, ref.
+_HISTORY_ENVELOPE_BYTES = 1024
+# No text character takes more than this many bytes in JSON (a control character's \uXXXX).
+_MAX_BYTES_PER_CHAR = 6
+
+
+def fitting_messages(messages: list[dict[str, Any]], *, keep_newest: bool) -> list[dict[str, Any]]:
+    """As many of `messages` as one frame holds (MAX_SERVER_FRAME_BYTES), kept from the newest
+    end or the oldest; at least one, since one message is far smaller than a frame."""
+    budget = LIMITS["MAX_SERVER_FRAME_BYTES"] - _HISTORY_ENVELOPE_BYTES
+    # Most pages are far below the limit: a bound on their size spares encoding them twice.
+    bound = sum(
+        _MAX_BYTES_PER_CHAR * (len(m["body"]) + len(m["author"]) + len(m["ref"] or "")) + 256
+        for m in messages
+    )
+    if bound <= budget:
+        return messages
+    total = kept = 0
+    for message in reversed(messages) if keep_newest else messages:
+        size = len(orjson.dumps(message)) + 1  # and its comma
+        if kept and total + size > budget:
+            break
+        total += size
+        kept += 1
+    return messages[len(messages) - kept :] if keep_newest else messages[:kept]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
-"""Per-user message rate limit (token bucket), shared by all tabs and workers via Redis."""
+"""Per-user budgets (token buckets) and the typing throttle, shared by all tabs and workers.
+
+In Redis when REDIS_URL is set, in process otherwise. While Redis is away every worker falls
+back to its own in-process buckets: limits then hold per worker instead of across them, but they
+hold (a Redis outage must neither stop the chat nor lift its limits).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
@@ -29,22 +35,87 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return allowed
 """
 
-_local: dict[int, tuple[float, float]] = {}
+
+@dataclass(frozen=True)
+class Budget:
+    """A per-user token bucket: `rate` per second sustained, `burst` at once."""
+
+    name: str
+    rate: float
+    burst: float
 
 
-async def allow(user_id: int) -> bool:
+def actions() -> Budget:
+    """What the contract's `rate_limited` answers: every frame that writes or fans out."""
+    return Budget("rate", settings.CHAT["RATE_PER_SECOND"], settings.CHAT["RATE_BURST"])
+
+
+def queries() -> Budget:
+    """`history` and `read`: database reads and writes that fan out to no one else."""
+    return Budget("queries", settings.CHAT["QUERIES_PER_SECOND"], settings.CHAT["QUERIES_BURST"])
+
+
+async def allow(user_id: int, budget: Budget | None = None) -> bool:
     """Take one token from the user's bucket; False when the user must slow down."""
-    rate = settings.CHAT["RATE_PER_SECOND"]
-    burst = settings.CHAT["RATE_BURST"]
+    budget = budget or actions()
     now = time.time()
-    if shared_redis.enabled():
-        key = f"{settings.REDIS_KEY_PREFIX}:rate:{user_id}"
-        result = shared_redis.client().eval(_TAKE, 1, key, rate, burst, now)
-        return bool(await cast(Awaitable[Any], result))
-    tokens, ts = _local.get(user_id, (float(burst), now))
-    tokens = min(burst, tokens + max(0.0, now - ts) * rate)
+    if shared_redis.usable():
+        key = f"{settings.REDIS_KEY_PREFIX}:{budget.name}:{user_id}"
+        try:
+            result = shared_redis.client().eval(_TAKE, 1, key, budget.rate, budget.burst, now)
+            return bool(await cast(Awaitable[Any], result))
+        except Exception:
+            shared_redis.failed("rate limits")
+    return _take_local((budget.name, user_id), budget, now)
+
+
+async def first_typing(user_id: int, room_id: int) -> bool:
+    """Whether a `typing` of this user in this room is the first within the interval (relay
+    it) or a repeat (drop it)."""
+    interval = settings.CHAT["TYPING_INTERVAL_SECONDS"]
+    if shared_redis.usable():
+        key = f"{settings.REDIS_KEY_PREFIX}:typing:{user_id}:{room_id}"
+        try:
+            return bool(await shared_redis.client().set(key, 1, nx=True, px=int(interval * 1000)))
+        except Exception:
+            shared_redis.failed("typing throttle")
+    return _first_local((user_id, room_id), interval, time.monotonic())
+
+
+# --- in process ----------------------------------------------------------------------------------
+
+_buckets: dict[tuple[str, int], tuple[float, float]] = {}
+_typing: dict[tuple[int, int], float] = {}
+# Past this many entries, entries that no longer matter are dropped (one user could otherwise
+# grow `_typing` by one entry per room and two seconds).
+_PRUNE_AT = 10_000
+
+
+def _take_local(key: tuple[str, int], budget: Budget, now: float) -> bool:
+    if len(_buckets) > _PRUNE_AT:
+        full_after = budget.burst / budget.rate
+        for stale in [k for k, (_, ts) in _buckets.items() if now - ts > full_after]:
+            del _buckets[stale]
+    tokens, ts = _buckets.get(key, (float(budget.burst), now))
+    tokens = min(budget.burst, tokens + max(0.0, now - ts) * budget.rate)
     if tokens < 1:
-        _local[user_id] = (tokens, now)
+        _buckets[key] = (tokens, now)
         return False
-    _local[user_id] = (tokens - 1, now)
+    _buckets[key] = (tokens - 1, now)
     return True
+
+
+def _first_local(key: tuple[int, int], interval: float, now: float) -> bool:
+    if len(_typing) > _PRUNE_AT:
+        for stale in [k for k, until in _typing.items() if until <= now]:
+            del _typing[stale]
+    if _typing.get(key, 0.0) > now:
+        return False
+    _typing[key] = now + interval
+    return True
+
+
+def reset_local() -> None:
+    """Forget every in-process bucket (tests)."""
+    _buckets.clear()
+    _typing.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from .models import Membership, Room
@@ -64,8 +65,12 @@ def rooms_for(user: User) -> list[RoomEntry]:
     ]
 
 
-def member_names(room: Room) -> list[tuple[int, str]]:
-    """(user pk, username) of the room's members, by name."""
-    return list(
-        room.memberships.order_by("user__username").values_list("user_id", "user__username")
+def listed_members(room: Room) -> tuple[list[tuple[int, str]], int]:
+    """(user pk, username) of the room's first MEMBERS_LISTED members by name, and how many
+    members it has: a `joined` frame or a page of a room of thousands stays small."""
+    limit = settings.CHAT["MEMBERS_LISTED"]
+    listed = list(
+        room.memberships.order_by("user__username").values_list("user_id", "user__username")[:limit]
     )
+    count = len(listed) if len(listed) < limit else room.memberships.count()
+    return listed, count

@@ -16,6 +16,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from chatsite.invisible import shows_nothing
+
 from . import fanout, protocol
 from .models import Membership, Message, Room
 
@@ -64,6 +66,10 @@ class SlugTaken(ChatError, ValueError):
     code = protocol.BAD_FRAME
 
 
+class DirectToSelf(ChatError, ValueError):
+    code = protocol.BAD_FRAME
+
+
 @dataclass(frozen=True)
 class PostResult:
     message: Message
@@ -105,9 +111,9 @@ def membership_of(user: User, room: Room) -> Membership:
 
 
 def clean_body(body: str) -> str:
-    """Strip surrounding blanks; refuse empty and over-long bodies."""
+    """Strip surrounding blanks; refuse empty (or invisible) and over-long bodies."""
     body = body.strip()
-    if not body:
+    if not body or shows_nothing(body):
         raise EmptyBody("The message is empty.")
     if len(body) > LIMITS["MAX_BODY_CHARS"]:
         raise BodyTooLong(f"A message may have at most {LIMITS['MAX_BODY_CHARS']} characters.")
@@ -115,6 +121,15 @@ def clean_body(body: str) -> str:
 
 
 # --- rooms and memberships ------------------------------------------------------------------
+
+
+def check_room_allowance(user: User) -> None:
+    """Refuse one more room to a user who belongs to ROOMS_PER_USER already: `hello` lists
+    every room of its user and, like every server frame, must stay under 1 MiB."""
+    if Membership.objects.filter(user=user).count() >= LIMITS["ROOMS_PER_USER"]:
+        raise Forbidden(
+            f"You belong to {LIMITS['ROOMS_PER_USER']} rooms, the most one may: leave some first."
+        )
 
 
 def _free_slug(base: str) -> str:
@@ -134,6 +149,7 @@ def create_room(
 ) -> Room:
     """Create a public or private room; the creator becomes its owner and a member."""
     name = name.strip()
+    check_room_allowance(creator)
     if slug:
         slug = slugify(slug)
         if not slug or slug.startswith(DIRECT_SLUG_PREFIX):
@@ -189,6 +205,7 @@ def join_room(*, user: User, room: Room, origin: str | None = None) -> tuple[Mem
         raise Forbidden("This room is private: a member must add you.")
     if room.is_archived:
         raise Forbidden("This room is archived.")
+    check_room_allowance(user)
     try:
         with transaction.atomic():
             return _add_member(user=user, room=room, origin=origin), True
@@ -264,6 +281,7 @@ def get_or_create_direct_room(*, sender: User, recipient: User) -> tuple[Room, b
                 except IntegrityError:
                     pass  # another tab brought them back at the same moment
         return room, False
+    check_room_allowance(sender)
     names = sorted({sender.get_username(), recipient.get_username()})
     try:
         with transaction.atomic():
@@ -404,6 +422,10 @@ def send_direct(
     """Post to the direct room of two people, making it (and telling both) on first use."""
     body = clean_body(body)
     recipient = find_user(recipient_name)
+    if recipient.pk == sender.pk:
+        # A deliberate choice: the site has no notes-to-self room, and the browser client
+        # offers none; a direct message is to another person.
+        raise DirectToSelf("A direct message goes to someone else.")
     room, _ = get_or_create_direct_room(sender=sender, recipient=recipient)
     return room, post_message(author=sender, room=room, body=body, ref=ref)
 
@@ -415,9 +437,16 @@ def _editable_message(*, user: User, message_id: int) -> Message:
     check_can_view(user, message.room)
     if message.room.is_archived:
         raise Forbidden("This room is archived.")
-    if message.author_id != user.pk and not user.is_staff:
+    if message.author_id != user.pk and not is_staff_now(user):
         raise Forbidden("Only the author or staff may change this message.")
     return message
+
+
+def is_staff_now(user: User) -> bool:
+    """Staff rights read from the database, not from the user a socket loaded long ago: losing
+    staff status takes effect on open sockets at once."""
+    model = get_user_model()
+    return model.objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()
 
 
 def _publish_message_change(message: Message, event: str) -> None:
@@ -502,10 +531,14 @@ def history(
         rows = list(messages.order_by("-seq")[: limit + 1])
         has_more = len(rows) > limit
         rows = rows[:limit][::-1]
+    payloads = [protocol.message_payload(m, m.author.get_username()) for m in rows]
+    # Cut by size too: no frame may pass MAX_SERVER_FRAME_BYTES, and 100 messages of 4,000
+    # emoji would. What is cut lies beyond, so `has_more` stays truthful.
+    fitting = protocol.fitting_messages(payloads, keep_newest=after is None)
     return protocol.HistoryPage(
         room=room.slug,
-        messages=[protocol.message_payload(m, m.author.get_username()) for m in rows],
-        has_more=has_more,
+        messages=fitting,
+        has_more=has_more or len(fitting) < len(payloads),
     )
 
 
@@ -542,6 +575,15 @@ def announce_presence(
 def deactivate_user(user: User) -> None:
     """Cut every live connection of a user who may no longer chat (any worker)."""
     fanout.publish_on_commit([{"user": user.pk, "close": protocol.CLOSE_REVOKED}])
+
+
+def end_other_sessions(user: User, *, keep_session: str | None = None) -> None:
+    """Close every connection of the user but those opened with `keep_session` (4403): their
+    password changed, so every other session of theirs is signed out."""
+    item: dict[str, Any] = {"user": user.pk, "close": protocol.CLOSE_REVOKED}
+    if keep_session:
+        item["skip_session"] = keep_session
+    fanout.publish_on_commit([item])
 
 
 def end_session(user: User, session_key: str | None) -> None:

@@ -46,13 +46,17 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such room.") from None
     except services.Forbidden:
         raise PermissionDenied("This room is private.") from None
-    members = selectors.member_names(room)
+    members, member_count = selectors.listed_members(room)
+    is_member = any(pk == request.user.pk for pk, _ in members)
+    if not is_member and member_count > len(members):
+        is_member = room.memberships.filter(user=request.user).exists()
     context = {
         "room": room,
         "room_name": room.display_name_for(request.user),
         "page": page,
         "members": [name for _, name in members],
-        "is_member": any(pk == request.user.pk for pk, _ in members),
+        "member_count": member_count,
+        "is_member": is_member,
         "entries": selectors.rooms_for(request.user),
     }
     return render(request, "rooms/room_detail.html", context)

@@ -106,5 +106,5 @@ def _reset_local_state() -> Iterator[None]:
     from rooms import presence, ratelimit
 
     presence._local_presence.conns.clear()
-    ratelimit._local.clear()
+    ratelimit.reset_local()
     yield

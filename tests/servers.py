@@ -46,26 +46,29 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float 
 
 
 @contextlib.contextmanager
-def daphne(env: dict[str, str], port: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
-    """Run `daphne chatsite.asgi:application` on 127.0.0.1 with this environment."""
+def daphne(
+    env: dict[str, str], port: int | None = None, log: Path | None = None
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """Run `daphne chatsite.asgi:application` on 127.0.0.1 with this environment (its log
+    in the file `log`, if given)."""
     port = port or free_port()
     full_env = {**os.environ, "CHATSITE_DEV": "1", **env}
     # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would
     # block it.
-    with tempfile.TemporaryFile() as log:
+    with log.open("w+b") if log is not None else tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
             [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.DEVNULL,
-            stderr=log,
+            stderr=out,
         )
         try:
             try:
                 wait_until_listening(port, proc)
             except RuntimeError as exc:
-                log.seek(0)
-                tail = log.read()[-4000:].decode(errors="replace")
+                out.seek(0)
+                tail = out.read()[-4000:].decode(errors="replace")
                 raise RuntimeError(f"{exc}\n{tail}") from None
             yield port, proc
         finally:

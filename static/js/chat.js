@@ -3,7 +3,7 @@
 // rendered by Django first; this module adopts what is on the page, then keeps it live.
 // docs/client.md describes the behaviour; docs/protocol.md the frames.
 
-import { CLOSE_SHUTDOWN, CLOSE_TOO_BIG, Connection } from "./connection.js";
+import { CLOSE_SHUTDOWN, CLOSE_SLOW_READER, CLOSE_TOO_BIG, Connection } from "./connection.js";
 import {
   dayKey,
   el,
@@ -342,6 +342,9 @@ class ChatApp {
       case "reconnect":
         this.conn.retryNow();
         break;
+      case "restart":
+        this.conn.restart();
+        break;
       case "reload":
         location.reload();
         break;
@@ -606,6 +609,8 @@ class ChatApp {
     room.member = true;
     room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
     room.members = frame.members;
+    // A room of thousands lists its first members by name only.
+    room.unlistedMembers = Math.max(0, (frame.member_count ?? 0) - frame.members.length);
     room.presenceKnown = true;
     const online = new Set(frame.online);
     for (const name of frame.members) {
@@ -1181,8 +1186,13 @@ class ChatApp {
       jump.hidden = false;
     }
     if (anchor !== "auto") jump.hidden = true;
-    // A short room cannot be scrolled up: load older pages until it can.
-    if (room.hasMoreBefore && scroller.scrollHeight <= scroller.clientHeight + NEAR_TOP_PX) {
+    // A short room cannot be scrolled up, and a view anchored at the very top (the first
+    // unread message opens the page) cannot either: load the page before, as scrolling would.
+    const stuckAtTop = scroller.scrollTop < NEAR_TOP_PX && anchor !== "prepend";
+    if (
+      room.hasMoreBefore &&
+      (stuckAtTop || scroller.scrollHeight <= scroller.clientHeight + NEAR_TOP_PX)
+    ) {
       this.loadOlder(room);
     }
   }
@@ -1456,7 +1466,7 @@ class ChatApp {
     const names = room.members || [];
     const online = names.filter((name) => name === this.me || this.online.has(name));
     const offline = names.filter((name) => !online.includes(name));
-    memberCount.textContent = String(names.length);
+    memberCount.textContent = String(names.length + (room.unlistedMembers || 0));
     const rows = [];
     // Until `joined` says who is online, list everyone without guessing.
     const groups = room.presenceKnown
@@ -1553,7 +1563,9 @@ class ChatApp {
       text =
         reason === "signed_out"
           ? "You are signed out, so you cannot send messages. Sign in to keep chatting."
-          : "Disconnected by the server. Reload the page to reconnect.";
+          : reason === "too_many_tabs"
+            ? "Too many open tabs: close some, then try again."
+            : "Disconnected by the server. Reload the page to reconnect.";
     } else if (state !== "open" && (this.connectedOnce || this.bannerDue())) {
       kind = "offline";
       text =
@@ -1587,6 +1599,12 @@ class ChatApp {
         "You have been signed out, or your account was deactivated.",
         el("a", { className: "btn small", href: `/accounts/login/?next=${next}`, text: "Sign in" }),
       ];
+    } else if (state === "closed" && reason === "too_many_tabs") {
+      kind = "stopped";
+      parts = [
+        "Too many open tabs: the chat is open in too many tabs or windows. Close some, then try again.",
+        button("Try again", "restart", "btn small"),
+      ];
     } else if (state === "closed") {
       kind = "stopped";
       parts = [
@@ -1601,7 +1619,9 @@ class ChatApp {
           ? "The server is restarting."
           : code === CLOSE_TOO_BIG
             ? "The connection was reset (a frame was too large)."
-            : "You are offline.";
+            : code === CLOSE_SLOW_READER
+              ? "The connection fell behind."
+              : "You are offline.";
       parts = [
         `${why} Reconnecting${seconds ? ` in ${seconds} s` : ""}…`,
         button("Reconnect now", "reconnect", "btn small"),

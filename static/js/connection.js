@@ -1,11 +1,13 @@
 // One WebSocket per tab to /ws/chat/, kept alive: reconnects with exponential backoff and jitter,
-// notices dead connections with a ping, and stops for good on the contract's 4008 and 4403.
+// notices dead connections with a ping, and stops for good on the contract's 4008, 4029 and 4403.
 
 import { newRef } from "./dom.js";
 
 export const CLOSE_ABUSE = 4008;
 export const CLOSE_TOO_BIG = 4009;
 export const CLOSE_SHUTDOWN = 4012;
+export const CLOSE_SLOW_READER = 4013;
+export const CLOSE_TOO_MANY_SOCKETS = 4029;
 export const CLOSE_REVOKED = 4403;
 
 const BACKOFF_BASE_MS = 500;
@@ -30,7 +32,8 @@ export class Connection {
    * @param {string} url ws:// or wss:// address of /ws/chat/
    * @param {{onFrame: (frame: object) => void, onStatus: (status: object) => void}} handlers
    *   `onStatus` gets {state, ...}: "connecting"; "open" (after `hello`; `resumed` when it
-   *   follows a drop); "waiting" ({retryAt, code}); "closed" ({reason}: "abuse" or "signed_out").
+   *   follows a drop); "waiting" ({retryAt, code}); "closed" ({reason}: "abuse",
+   *   "too_many_tabs" or "signed_out").
    */
   constructor(url, { onFrame, onStatus }) {
     this.url = url;
@@ -138,6 +141,9 @@ export class Connection {
     this.requests.clear();
     if (code === CLOSE_ABUSE) return this.stop("abuse");
     if (code === CLOSE_REVOKED) return this.stop("signed_out");
+    // This user has as many tabs open as the site allows: retrying would only be refused
+    // again. The page offers a button to try once more after closing some.
+    if (code === CLOSE_TOO_MANY_SOCKETS) return this.stop("too_many_tabs");
     // A handshake refused before `hello` is an HTTP 403: maybe the session ended. Ask a page:
     // an anonymous visitor is redirected to the sign-in page.
     if (!wasGreeted && (await this.signedOut())) return this.stop("signed_out");
@@ -165,6 +171,14 @@ export class Connection {
     } catch {
       return false; // the network or the server is down: keep trying
     }
+  }
+
+  /** Try again after a stop the user can do something about (closing other tabs). */
+  restart() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.attempt = 0;
+    this.connect();
   }
 
   stop(reason) {

@@ -90,6 +90,11 @@ history = Room.objects.get(slug="history")
 for n in range(1, 131):
     services.post_message(author=alice if n % 2 else bob, room=history, body=f"history {n}")
 
+# The longest messages there are: 4,000 characters of four bytes each. 130 of them.
+emoji = room("emoji", "emoji", "The longest messages", members=(bob, carol))
+for n in range(1, 131):
+    services.post_message(author=bob, room=emoji, body=f"{n:03d} " + "😀" * 3996)
+
 design = room("design", "design", "Design reviews and the new client", members=(bob, carol))
 now = timezone.now()
 script = [

@@ -1,0 +1,98 @@
+"""The hostile signed-in user against real workers: one worker of its own, or two on Redis.
+
+`worker()` runs one daphne worker on a fresh SQLite database (its PID is there to read its
+memory); `chat` is a site of two workers on the shared database and Redis of tests/contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import websockets
+
+from tests.contract.conftest import Backing, Site, backing, running_site  # noqa: F401
+from tests.servers import daphne, migrate
+from tests.wsclient import Account
+
+MIB = 1024 * 1024
+# A body of 4,000 four-byte characters: 16,000 bytes of UTF-8, the largest message there is.
+EMOJI_BODY = "😀" * 4000
+
+
+@dataclass
+class Worker:
+    """One daphne worker: its address, its process and its log."""
+
+    base: str
+    pid: int
+    log: Path
+
+    @property
+    def rss(self) -> int:
+        return psutil.Process(self.pid).memory_info().rss
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def worker(**env: str) -> Iterator[Worker]:
+    """One worker on a fresh SQLite database with the in-process layer, ended by PID."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": "", **env}
+        migrate(env)
+        log = Path(tmp) / "worker.log"
+        with daphne(env, log=log) as (port, proc):
+            yield Worker(f"http://127.0.0.1:{port}", proc.pid, log)
+
+
+@pytest.fixture(scope="module")
+def chat(backing: Backing) -> Iterator[Site]:  # noqa: F811
+    """Two workers with the contract's default limits, for the whole module."""
+    with running_site(backing) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+async def _close_tabs(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "chat" in request.fixturenames:
+        await request.getfixturevalue("chat").close_sockets()
+
+
+async def stalled_socket(account: Account, base: str | None = None) -> Any:
+    """A tab whose client reads nothing it is not asked to: a receive buffer of a few KiB and
+    a websockets queue of one frame, so what the server sends piles up on the server's side."""
+    base = (base or account.base).rstrip("/")
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    return await websockets.connect(
+        f"ws://{host}:{port}/ws/chat/",
+        sock=sock,
+        additional_headers={"Cookie": account.cookie, "Origin": base},
+        max_queue=1,
+        max_size=None,
+        ping_interval=None,
+        open_timeout=10,
+    )
+
+
+async def close_code(ws: Any, timeout: float = 30) -> int:
+    """Read until the server closes; its close code (1006 if it sent none)."""
+    try:
+        async with __import__("asyncio").timeout(timeout):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006
