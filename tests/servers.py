@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,14 +76,54 @@ def daphne(
             stop(proc)
 
 
+@dataclass
+class Worker:
+    """One running daphne worker: its address, its process and its log."""
+
+    port: int
+    pid: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def rss(self) -> int:
+        import psutil
+
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+
 @contextlib.contextmanager
-def fresh_worker(**env: str) -> Iterator[int]:
-    """One daphne worker on a new SQLite database with the in-process layer; yields its port."""
+def sqlite_worker(**env: str) -> Iterator[Worker]:
+    """One daphne worker on a new SQLite database (the in-process layer unless `env` names a
+    REDIS_URL), migrated, with its log kept beside the database; ended by PID."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": "", **env}
         migrate(env)
-        with daphne(env) as (port, _):
-            yield port
+        log = Path(tmp) / "worker.log"
+        with daphne(env, log=log) as (port, proc):
+            yield Worker(port, proc.pid, log)
+
+
+@contextlib.contextmanager
+def fresh_worker(**env: str) -> Iterator[int]:
+    """One daphne worker on a new SQLite database with the in-process layer; yields its port."""
+    with sqlite_worker(**env) as worker:
+        yield worker.port
+
+
+def create_superuser(env: dict[str, str], username: str, password: str) -> None:
+    """A staff user with every right, made as an operator would (`createsuperuser`)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", username]
+        + ["--email", f"{username}@example.com"],
+        cwd=ROOT,
+        env={**os.environ, "CHATSITE_DEV": "1", **env, "DJANGO_SUPERUSER_PASSWORD": password},
+        check=True,
+        capture_output=True,
+    )
 
 
 def migrate(env: dict[str, str]) -> None:

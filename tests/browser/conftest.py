@@ -8,6 +8,7 @@ it again on the same port. Personas: alice, bob and carol share #lobby; dave sig
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ try:
         BrowserContext,
         ConsoleMessage,
         Page,
+        WebSocketRoute,
         expect,
         sync_playwright,
     )
@@ -347,6 +349,32 @@ def pages(browser: Browser, server: Server, sessions: dict[str, dict]) -> Iterat
     yield opened
     opened.close()
     assert not opened.problems, "script errors or CSP violations:\n" + "\n".join(opened.problems)
+
+
+class LossyRelay:
+    """A browser context's chat sockets, relayed through Playwright: while `dropping`, the
+    server frames that `lose` picks never reach the page, as for a socket that is away when
+    they happen; `cut()` drops the socket, and the page reconnects."""
+
+    def __init__(self, context: BrowserContext, lose: Callable[[str], bool]) -> None:
+        self.lose = lose
+        self.dropping = False
+        self.sockets: list[WebSocketRoute] = []
+        context.route_web_socket(re.compile(r"/ws/chat/$"), self._relay)
+
+    def _relay(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if self.dropping and isinstance(message, str) and self.lose(message):
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+        self.sockets.append(ws)
+
+    def cut(self, code: int = 1001) -> None:
+        self.sockets[-1].close(code=code, reason="test: reconnect")
 
 
 def connected(page: Page) -> None:

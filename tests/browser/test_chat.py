@@ -10,6 +10,7 @@ import pytest
 
 from .conftest import (
     SCREENSHOTS,
+    LossyRelay,
     Pages,
     Server,
     bodies,
@@ -20,7 +21,7 @@ from .conftest import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, WebSocketRoute
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
@@ -198,23 +199,9 @@ def test_edits_and_deletions_missed_while_disconnected_show_after_reconnecting(
 ) -> None:
     alice = pages.open("alice", "/rooms/missed/")
     context = pages.context("bob")
-    sockets: list[WebSocketRoute] = []
-    dropping = {"on": False}
-
-    def relay(ws: WebSocketRoute) -> None:
-        # Bob's socket goes through this relay, which loses edit and delete events on demand,
-        # as a socket does that is away when they happen.
-        server = ws.connect_to_server()
-
-        def to_page(message: str | bytes) -> None:
-            if dropping["on"] and isinstance(message, str) and '"message_' in message:
-                return
-            ws.send(message)
-
-        server.on_message(to_page)
-        sockets.append(ws)
-
-    context.route_web_socket(re.compile(r"/ws/chat/$"), relay)
+    # Bob's socket loses edit and delete events on demand, as a socket does that is away when
+    # they happen.
+    relay = LossyRelay(context, lambda frame: '"message_' in frame)
     bob = pages.open("bob", "/rooms/missed/", context=context)
     connected(alice)
     connected(bob)
@@ -223,7 +210,7 @@ def test_edits_and_deletions_missed_while_disconnected_show_after_reconnecting(
     send(alice, "this one goes away")
     expect(bob.locator("#messages li.msg")).to_have_count(3)
 
-    dropping["on"] = True
+    relay.dropping = True
     for text, action in (("gets fixed", "Edit message"), ("goes away", "Delete message")):
         row = alice.locator("#messages li.msg", has_text=text)
         row.hover()
@@ -239,9 +226,9 @@ def test_edits_and_deletions_missed_while_disconnected_show_after_reconnecting(
     bob.wait_for_timeout(500)
     assert bodies(bob) == ["this one stays", "this one gets fixed", "this one goes away"]
 
-    sockets[-1].close(code=4012, reason="test: reconnect")
+    relay.cut(code=4012)
     expect(bob.locator("#messages li.msg .msg-body")).to_have_text(now)
-    assert len(sockets) == 2, "bob's tab did not reconnect"
+    assert len(relay.sockets) == 2, "bob's tab did not reconnect"
 
 
 def test_bodies_are_text_never_html(pages: Pages) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .conftest import Pages, bodies, connected, expect
+from .conftest import LossyRelay, Pages, bodies, connected, expect
 
 if TYPE_CHECKING:
     from playwright.sync_api import WebSocketRoute
@@ -26,23 +26,8 @@ def numbers(page) -> list[int]:  # noqa: ANN001 - a Playwright page
 def test_a_room_of_the_longest_messages_loads_scrolls_back_and_resumes(pages: Pages) -> None:
     # Bob wrote them all, so he has nothing unread: his page opens at the newest message.
     context = pages.context("bob")
-    relayed: list[WebSocketRoute] = []
-    dropping = {"on": False}
-
-    def relay(ws: WebSocketRoute) -> None:
-        # Bob's socket goes through this relay, which loses new messages on demand and can be
-        # cut: she must then resume by asking `history` after her last seq.
-        server = ws.connect_to_server()
-
-        def to_page(message: str | bytes) -> None:
-            if dropping["on"] and isinstance(message, str) and '"type":"message"' in message:
-                return
-            ws.send(message)
-
-        server.on_message(to_page)
-        relayed.append(ws)
-
-    context.route_web_socket(re.compile(r"/ws/chat/$"), relay)
+    # Bob's socket can lose new messages and be cut: he must then resume by seq.
+    relay = LossyRelay(context, lambda frame: '"type":"message"' in frame)
     bob = pages.open("bob", "/rooms/emoji/", context=context)
     connected(bob)
     expect(bob.locator("#messages li.msg").last).to_contain_text("130 😀")
@@ -59,7 +44,7 @@ def test_a_room_of_the_longest_messages_loads_scrolls_back_and_resumes(pages: Pa
     # reconnects and resumes after the last seq it holds.
     alice = pages.open("alice", "/rooms/emoji/")
     connected(alice)
-    dropping["on"] = True
+    relay.dropping = True
     for n in (131, 132):
         box = alice.locator("#composer-input")
         box.fill(f"{n} {EMOJI}")
@@ -67,8 +52,8 @@ def test_a_room_of_the_longest_messages_loads_scrolls_back_and_resumes(pages: Pa
     expect(alice.locator("#messages li.msg").last).to_contain_text("132 😀")
     bob.wait_for_timeout(300)
     assert numbers(bob)[-1] == 130
-    dropping["on"] = False
-    relayed[-1].close(code=1001)
+    relay.dropping = False
+    relay.cut()
     expect(bob.locator("#messages li.msg").last).to_contain_text("132 😀")
     assert numbers(bob) == list(range(1, 133))
     expect(bob.locator(".toast")).to_have_count(0)

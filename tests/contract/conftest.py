@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,16 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.conftest import TEST_REDIS_URL, port_open, require_redis
-from tests.servers import DAPHNE, ROOT, free_port, get, migrate, stop, wait_until_listening
+from tests.servers import (
+    DAPHNE,
+    ROOT,
+    create_superuser,
+    free_port,
+    get,
+    migrate,
+    stop,
+    wait_until_listening,
+)
 from tests.wsclient import Account, Socket
 
 POSTGRES_URL = os.environ.get("CONTRACT_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -77,19 +85,7 @@ def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backing]:
     with _fresh_database(tmp) as database_url:
         env = {"DATABASE_URL": database_url, "REDIS_URL": ""}
         migrate(env)
-        subprocess.run(
-            [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", STAFF]
-            + ["--email", "staff@example.com"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "CHATSITE_DEV": "1",
-                **env,
-                "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
-            },
-            check=True,
-            capture_output=True,
-        )
+        create_superuser(env, STAFF, STAFF_PASSWORD)
         yield Backing(database_url, TEST_REDIS_URL, tmp)
 
 

@@ -1,57 +1,25 @@
 """The hostile signed-in user against real workers: one worker of its own, or two on Redis.
 
-`worker()` runs one daphne worker on a fresh SQLite database (its PID is there to read its
-memory); `chat` is a site of two workers on the shared database and Redis of tests/contract.
+Single workers come from tests/servers.py (`sqlite_worker`, whose PID tells its memory); `chat`
+is a site of two workers on the shared database and Redis of tests/contract.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import socket
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import websockets
 
 from tests.contract.conftest import Backing, Site, backing, running_site  # noqa: F401
-from tests.servers import daphne, migrate
 from tests.wsclient import Account
 
 MIB = 1024 * 1024
 # A body of 4,000 four-byte characters: 16,000 bytes of UTF-8, the largest message there is.
 EMOJI_BODY = "😀" * 4000
-
-
-@dataclass
-class Worker:
-    """One daphne worker: its address, its process and its log."""
-
-    base: str
-    pid: int
-    log: Path
-
-    @property
-    def rss(self) -> int:
-        return psutil.Process(self.pid).memory_info().rss
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def worker(**env: str) -> Iterator[Worker]:
-    """One worker on a fresh SQLite database with the in-process layer, ended by PID."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": "", **env}
-        migrate(env)
-        log = Path(tmp) / "worker.log"
-        with daphne(env, log=log) as (port, proc):
-            yield Worker(f"http://127.0.0.1:{port}", proc.pid, log)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +59,7 @@ async def stalled_socket(account: Account, base: str | None = None) -> Any:
 async def close_code(ws: Any, timeout: float = 30) -> int:
     """Read until the server closes; its close code (1006 if it sent none)."""
     try:
-        async with __import__("asyncio").timeout(timeout):
+        async with asyncio.timeout(timeout):
             while True:
                 await ws.recv()
     except websockets.ConnectionClosed as closed:

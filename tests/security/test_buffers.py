@@ -15,9 +15,10 @@ import time
 
 import websockets
 
+from tests.servers import Worker, sqlite_worker
 from tests.wsclient import Account
 
-from .conftest import EMOJI_BODY, MIB, Worker, close_code, stalled_socket, worker
+from .conftest import EMOJI_BODY, MIB, close_code, stalled_socket
 
 # The poster fills rooms fast: the message rate limit is not what these tests are about.
 FAST_POSTING = {"CHATSITE_RATE_PER_SECOND": "1000", "CHATSITE_RATE_BURST": "1000"}
@@ -65,7 +66,7 @@ async def settled_rss(site: Worker, seconds: float = 3) -> int:
 
 
 def test_sockets_asking_for_history_without_reading_cannot_grow_the_worker() -> None:
-    with worker(**FAST_POSTING) as site:
+    with sqlite_worker(**FAST_POSTING) as site:
 
         async def scenario() -> None:
             owner = Account.sign_up(site.base, "owner")
@@ -105,7 +106,7 @@ def test_sockets_asking_for_history_without_reading_cannot_grow_the_worker() -> 
 
 
 def test_a_client_pipelining_large_frames_is_read_no_faster_than_it_is_served() -> None:
-    with worker() as site:
+    with sqlite_worker() as site:
 
         async def scenario() -> None:
             owner = Account.sign_up(site.base, "owner")
@@ -150,7 +151,7 @@ def test_a_client_pipelining_large_frames_is_read_no_faster_than_it_is_served() 
 
 
 def test_a_socket_that_stops_reading_a_busy_room_is_closed_with_4013() -> None:
-    with worker(**FAST_POSTING) as site:
+    with sqlite_worker(**FAST_POSTING) as site:
 
         async def scenario() -> None:
             poster = Account.sign_up(site.base, "poster")
@@ -186,7 +187,7 @@ def test_a_socket_that_stops_reading_a_busy_room_is_closed_with_4013() -> None:
 
 
 def test_frames_over_64_kib_are_closed_with_4009_even_past_1_mib() -> None:
-    with worker() as site:
+    with sqlite_worker() as site:
 
         async def scenario() -> None:
             alice = Account.sign_up(site.base, "alice")

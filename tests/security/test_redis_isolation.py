@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from tests.conftest import require_redis
-from tests.servers import daphne, migrate
+from tests.servers import sqlite_worker
 from tests.wsclient import Account, Frame, Socket
 
 pytestmark = pytest.mark.redis
@@ -58,16 +57,11 @@ def forget_keys(database: int, prefix: str) -> None:
 
 
 @contextlib.contextmanager
-def site(database: int, tmp_path: Path) -> Iterator[str]:
+def site(database: int) -> Iterator[str]:
     """One daphne worker on a fresh SQLite database and this Redis database; its base URL."""
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / f'site-{database}.db'}",
-        "REDIS_URL": database_url(database),
-        "CHATSITE_LAYER_PREFIX": "",  # the default, whatever the caller's environment says
-    }
-    migrate(env)
-    with daphne(env) as (port, _):
-        yield f"http://127.0.0.1:{port}"
+    # The default prefix, whatever the caller's environment says.
+    with sqlite_worker(REDIS_URL=database_url(database), CHATSITE_LAYER_PREFIX="") as worker:
+        yield worker.base
 
 
 class Site:
@@ -95,10 +89,10 @@ def bodies(frames: list[Frame]) -> list[str]:
     return [f["message"]["body"] for f in frames if f["type"] == "message"]
 
 
-def test_a_message_of_one_site_never_reaches_another_on_the_same_redis(tmp_path):
+def test_a_message_of_one_site_never_reaches_another_on_the_same_redis():
     require_redis()
     try:
-        with site(DATABASES[0], tmp_path) as base_a, site(DATABASES[1], tmp_path) as base_b:
+        with site(DATABASES[0]) as base_a, site(DATABASES[1]) as base_b:
             a, b = Site(base_a), Site(base_b)
 
             async def scenario() -> None:

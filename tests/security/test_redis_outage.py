@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from tests.conftest import require
-from tests.servers import daphne, free_port, migrate
+from tests.servers import free_port, sqlite_worker
 from tests.wsclient import Account
 
 pytestmark = pytest.mark.redis
@@ -128,16 +128,11 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @contextlib.contextmanager
-def site_on(server: PrivateRedis, tmp_path: Path) -> Iterator[str]:
+def site_on(server: PrivateRedis) -> Iterator[str]:
     """One daphne worker on a fresh SQLite database and this Redis; yields its base URL."""
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'site.db'}",
-        "REDIS_URL": server.url,
-        "CHATSITE_LAYER_PREFIX": "",  # the default, whatever the caller's environment says
-    }
-    migrate(env)
-    with daphne(env) as (port, _):
-        yield f"http://127.0.0.1:{port}"
+    # The default prefix, whatever the caller's environment says.
+    with sqlite_worker(REDIS_URL=server.url, CHATSITE_LAYER_PREFIX="") as worker:
+        yield worker.base
 
 
 @contextlib.contextmanager
@@ -194,7 +189,7 @@ async def live_delivery_resumes(alice: Account, bob: Account, body: str) -> None
 
 @pytest.mark.parametrize("how", ["killed", "paused"])
 def test_pages_sign_in_and_sends_keep_working_while_redis_is_away(how, tmp_path):
-    with private_redis(tmp_path) as server, site_on(server, tmp_path) as base:
+    with private_redis(tmp_path) as server, site_on(server) as base:
         alice = Account.sign_up(base, "alice")
         alice.create_room("Lobby", "lobby")
         alice.create_room("Side", "side")

@@ -15,14 +15,22 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import DAPHNE, ROOT, free_port, fresh_worker, migrate, stop, wait_until_listening
+from tests.servers import (
+    DAPHNE,
+    ROOT,
+    create_superuser,
+    free_port,
+    fresh_worker,
+    migrate,
+    stop,
+    wait_until_listening,
+)
 from tests.wsclient import PASSWORD, Account
 
 USERNAME_LIMIT = 10
@@ -52,19 +60,7 @@ def fail(base: str, username: str, times: int, headers: dict[str, str] | None = 
 
 
 def create_staff(database_url: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", STAFF]
-        + ["--email", "sam@example.com"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "CHATSITE_DEV": "1",
-            "DATABASE_URL": database_url,
-            "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
-        },
-        check=True,
-        capture_output=True,
-    )
+    create_superuser({"DATABASE_URL": database_url}, STAFF, STAFF_PASSWORD)
 
 
 @pytest.fixture
