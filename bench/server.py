@@ -36,7 +36,12 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 # Load runs offer far more than the contract's 5 messages/s per user.
-RATE_ENV = {"CHATSITE_RATE_PER_SECOND": "1000000", "CHATSITE_RATE_BURST": "1000000"}
+RATE_ENV = {
+    "CHATSITE_RATE_PER_SECOND": "1000000",
+    "CHATSITE_RATE_BURST": "1000000",
+    # The `many` scenario's owner makes a room per hundred sockets.
+    "CHATSITE_ROOMS_PER_HOUR": "1000000",
+}
 
 
 class DeploymentError(RuntimeError):

@@ -26,6 +26,8 @@ communicators) nothing changes, and the consumer's own checks still apply.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 from importlib import metadata
 from typing import Any
@@ -40,6 +42,9 @@ from rooms.protocol import CLOSE_SLOW_READER, CLOSE_TOO_BIG
 logger = logging.getLogger(__name__)
 
 LIMITS = settings.CHAT
+# glibc's mallopt() parameter, and the size from which buffers get mappings of their own.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 256 * 1024
 # The versions these hooks were written and tested against (requirements.txt pins them).
 TESTED = {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}
 
@@ -205,6 +210,22 @@ def _untested_versions() -> list[str]:
     return found
 
 
+def _return_large_buffers() -> None:
+    """Let glibc give large freed buffers back to the system at once.
+
+    glibc serves allocations above a threshold with their own mappings, returned on free; but it
+    raises that threshold to the size of the largest buffer freed (up to 32 MiB), after which
+    such buffers come from the heap and stay with the process. A worker's large buffers are
+    frames and send buffers of a megabyte or so: a fixed threshold returns them when the sockets
+    that needed them are gone. Elsewhere than glibc, nothing changes.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):
+        logger.debug("mallopt unavailable; large buffers stay with the allocator")
+
+
 def install() -> None:
     """Make daphne build its WebSockets as `BoundedWebSocketProtocol` (idempotent)."""
     untested = _untested_versions()
@@ -212,3 +233,4 @@ def install() -> None:
         # Only public hooks are used, so the limits stay on; say what was not tested.
         logger.warning("socket limits run on untested versions: %s", ", ".join(untested))
     ws_protocol.WebSocketFactory.protocol = BoundedWebSocketProtocol
+    _return_large_buffers()

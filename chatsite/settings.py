@@ -354,8 +354,10 @@ CHAT = {
     "QUERIES_BURST": 100,
     # `typing` is relayed at most once per this many seconds per user and room.
     "TYPING_INTERVAL_SECONDS": 2,
-    # Rooms a user may belong to (a `hello` lists them all and must stay under 1 MiB).
+    # Rooms a user may belong to (a `hello` lists them all and must stay under 1 MiB), and
+    # make within an hour (every public room is listed for everyone).
     "ROOMS_PER_USER": 500,
+    "ROOMS_CREATED_PER_HOUR": env_int("CHATSITE_ROOMS_PER_HOUR", 20),
     # Members listed by name in `joined` and on a room's page.
     "MEMBERS_LISTED": 1000,
 }

@@ -1,8 +1,11 @@
 """JSON API: message history, same shape as the WebSocket `history` reply."""
 
+from typing import Any
+
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 
-from . import services
+from . import ratelimit, services
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
@@ -15,16 +18,24 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
         raise services.ChatError(f"`{name}` must be an integer.") from None
 
 
-def messages(request: HttpRequest, slug: str) -> JsonResponse:
-    """GET /api/rooms/<slug>/messages?before=&after=&limit="""
-    if not request.user.is_authenticated:
+async def messages(request: HttpRequest, slug: str) -> JsonResponse:
+    """GET /api/rooms/<slug>/messages?before=&after=&limit=
+
+    A page costs one of the user's queries, as a WebSocket `history` does: a client asking
+    faster waits its turn instead of taking the worker's database thread from everyone.
+    """
+    user = await request.auser()
+    if not user.is_authenticated:
         return JsonResponse({"error": "forbidden", "detail": "Sign in first."}, status=403)
+    await ratelimit.wait_for(user.pk, ratelimit.queries())
+    return await sync_to_async(_page)(request, user, slug)
+
+
+def _page(request: HttpRequest, user: Any, slug: str) -> JsonResponse:
     try:
         before, after, limit = (_int_param(request, n) for n in ("before", "after", "limit"))
         room = services.get_room(slug)
-        page = services.history(
-            user=request.user, room=room, before=before, after=after, limit=limit
-        )
+        page = services.history(user=user, room=room, before=before, after=after, limit=limit)
     except services.RoomNotFound as exc:
         return JsonResponse({"error": exc.code, "detail": exc.detail}, status=404)
     except services.Forbidden as exc:

@@ -281,11 +281,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _pace_queries(self) -> None:
         """Wait for one of the user's queries (history, read): across all their tabs, a client
         asking faster waits its turn instead of taking the worker's database thread."""
-        budget = ratelimit.queries()
-        while True:
-            if await ratelimit.allow(self.user_id, budget):
-                return
-            await asyncio.sleep(1 / budget.rate)
+        await ratelimit.wait_for(self.user_id, ratelimit.queries())
 
     # --- handlers, one per frame type -------------------------------------------------------
 

@@ -7,6 +7,7 @@ hold (a Redis outage must neither stop the chat nor lift its limits).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -67,6 +68,15 @@ async def allow(user_id: int, budget: Budget | None = None) -> bool:
         except Exception:
             shared_redis.failed("rate limits")
     return _take_local((budget.name, user_id), budget, now)
+
+
+async def wait_for(user_id: int, budget: Budget) -> None:
+    """Take one token, waiting for it if the bucket is empty: a client asking faster waits
+    its turn (and holds nothing but its own request meanwhile) instead of being refused."""
+    while True:
+        if await allow(user_id, budget):
+            return
+        await asyncio.sleep(1 / budget.rate)
 
 
 async def first_typing(user_id: int, room_id: int) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -150,6 +151,14 @@ def create_room(
     """Create a public or private room; the creator becomes its owner and a member."""
     name = name.strip()
     check_room_allowance(creator)
+    # Every public room is listed for everyone: making them is budgeted, leaving them is not.
+    made = Room.objects.filter(
+        created_by=creator, created_at__gte=timezone.now() - timedelta(hours=1)
+    ).count()
+    if made >= LIMITS["ROOMS_CREATED_PER_HOUR"]:
+        raise RateLimited(
+            f"You made {made} rooms within the hour, the most one may: try again later."
+        )
     if slug:
         slug = slugify(slug)
         if not slug or slug.startswith(DIRECT_SLUG_PREFIX):

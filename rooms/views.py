@@ -30,6 +30,8 @@ def room_new(request: HttpRequest) -> HttpResponse:
             room = services.create_room(creator=request.user, **form.cleaned_data)
         except services.SlugTaken as exc:
             form.add_error("slug", exc.detail)
+        except services.ChatError as exc:  # too many rooms, or made too fast
+            form.add_error(None, exc.detail)
         else:
             return redirect("room_detail", slug=room.slug)
     context = {"form": form, "entries": selectors.rooms_for(request.user)}

@@ -93,6 +93,38 @@ def test_archived_rooms_are_read_only(public_room, alice):
         services.post_message(author=alice, room=public_room, body="too late")
 
 
+def test_a_user_in_the_most_rooms_one_may_can_join_or_start_no_other(
+    public_room, alice, bob, carol, settings, monkeypatch
+):
+    other = services.create_room(creator=carol, name="Other")
+    monkeypatch.setitem(settings.CHAT, "ROOMS_PER_USER", 1)
+    for attempt in (
+        lambda: services.join_room(user=alice, room=other),
+        lambda: services.create_room(creator=alice, name="Third"),
+        lambda: services.send_direct(sender=alice, recipient_name="carol", body="hi"),
+    ):
+        with pytest.raises(services.Forbidden, match="leave some first"):
+            attempt()
+    assert Membership.objects.filter(user=alice).count() == 1
+    # Leaving one makes room for another.
+    services.leave_room(user=alice, room=public_room)
+    services.join_room(user=alice, room=other)
+
+
+def test_a_direct_message_to_oneself_is_refused(alice):
+    with pytest.raises(services.DirectToSelf):
+        services.send_direct(sender=alice, recipient_name="alice", body="note to self")
+    assert not Room.objects.filter(kind=Room.Kind.DIRECT).exists()
+
+
+def test_bodies_of_characters_that_draw_nothing_are_empty(public_room, alice):
+    for body in ("\u200b", "\u3164\u3164", "\u2800 \u200d", "\ufe0f", "\u202e\n\t"):
+        with pytest.raises(services.EmptyBody):
+            services.post_message(author=alice, room=public_room, body=body)
+    kept = services.post_message(author=alice, room=public_room, body="\u200bhi\u200b").message
+    assert kept.body == "\u200bhi\u200b" and kept.seq == 1
+
+
 def test_joining_twice_is_harmless(public_room, carol):
     _, created = services.join_room(user=carol, room=public_room)
     _, again = services.join_room(user=carol, room=public_room)

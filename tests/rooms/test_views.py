@@ -60,6 +60,24 @@ def test_create_room_with_a_taken_slug_shows_an_error(alice, public_room):
     assert response.status_code == 200 and b"taken" in response.content
 
 
+def test_making_rooms_is_budgeted_and_the_form_says_so(alice, bob, settings, monkeypatch):
+    monkeypatch.setitem(settings.CHAT, "ROOMS_CREATED_PER_HOUR", 3)
+    client = signed_in(alice)
+    for n in range(3):
+        assert post_form(client, "/rooms/new/", {"name": f"Room {n}"}).status_code == 302
+    response = post_form(client, "/rooms/new/", {"name": "One too many"})
+    assert response.status_code == 200 and b"within the hour" in response.content
+    assert not Room.objects.filter(name="One too many").exists()
+    # Per person: bob may still make one.
+    assert post_form(signed_in(bob), "/rooms/new/", {"name": "Bob's"}).status_code == 302
+
+
+def test_a_user_in_too_many_rooms_is_told_so_by_the_form(alice, public_room, settings, monkeypatch):
+    monkeypatch.setitem(settings.CHAT, "ROOMS_PER_USER", 1)
+    response = post_form(signed_in(alice), "/rooms/new/", {"name": "Second"})
+    assert response.status_code == 200 and b"leave some first" in response.content
+
+
 def test_room_page_renders_history_escaped(alice, public_room):
     services.post_message(author=alice, room=public_room, body="<script>alert(1)</script>")
     page = signed_in(alice).get("/rooms/lobby/")

@@ -8,6 +8,7 @@ before); `history` and `read` wait their turn instead of taking a worker's datab
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -108,3 +109,20 @@ async def test_a_history_flood_waits_its_turn_and_other_users_do_not(chat: Site)
     # Every request answered, none refused: past the burst of 100, 20 a second.
     assert [a["ref"] for a in answers] == [f"h{n}" for n in range(160)]
     assert took >= 2, f"160 history requests answered in {took:.1f} s"
+
+
+async def test_a_flood_of_history_api_requests_waits_its_turn(chat: Site) -> None:
+    (alice,) = await chat.people("alice")
+    room = await alice.create_room(chat.unique("room"))
+
+    def flood() -> tuple[list[int], float]:
+        started = time.monotonic()
+        path = f"/api/rooms/{room}/messages"
+        statuses = [alice.account.request(path)[0] for _ in range(150)]
+        return statuses, time.monotonic() - started
+
+    statuses, took = await asyncio.to_thread(flood)
+    # Every one answered, none refused: past the burst of 100, 20 a second (shared with the
+    # user's `history` and `read` frames).
+    assert statuses == [200] * 150
+    assert took >= 2, f"150 pages answered in {took:.1f} s"
