@@ -18,6 +18,8 @@ daphne's `application_queue`):
   `SOCKET_BACKLOG_BYTES`; past it the socket is closed with 4013 (the client resumes by `seq`)
   and dropped `BACKLOG_CLOSE_SECONDS` later if it still does not read, which frees its buffers.
 - The application learns of both closes through daphne's usual `websocket.disconnect`.
+- With glibc, buffers of 256 KiB and more get mappings of their own, so what large frames took
+  goes back to the system once freed (`_return_large_buffers`).
 
 `install()` makes daphne build its WebSockets with this class. Under any other server (tests'
 communicators) nothing changes, and the consumer's own checks still apply.

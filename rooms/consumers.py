@@ -144,7 +144,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close_with(protocol.CLOSE_TOO_MANY_SOCKETS)
             return
         except Exception:
-            # Redis is away: the socket works without presence (nor its per-user limit).
+            # Presence failed in a way it does not handle itself: the socket works without.
             logger.warning("presence unavailable", exc_info=True)
             first = False
         hello = protocol.encode(

@@ -153,7 +153,12 @@ class _RedisPresence:
         """Let a connection that moves to another worker expire in a few seconds: the user
         stays online meanwhile, and it stops counting against their socket limit soon."""
         await self.fallback.disconnect(user_id, conn_id)
-        await _eval(_LINGER, 1, _conns_key(user_id), conn_id, time.time() + LINGER_SECONDS)
+        if not shared_redis.usable():
+            return
+        try:
+            await _eval(_LINGER, 1, _conns_key(user_id), conn_id, time.time() + LINGER_SECONDS)
+        except Exception:
+            shared_redis.failed("presence")
 
     async def disconnect(self, user_id: int, conn_id: str) -> bool:
         await self.fallback.disconnect(user_id, conn_id)
