@@ -13,7 +13,7 @@ from confusable_homoglyphs import categories, confusables
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from chatsite.invisible import is_invisible
+from rooms.invisible import is_invisible
 
 INVISIBLE = (
     "A username cannot contain spaces or invisible characters "
@@ -28,7 +28,7 @@ TAKEN = (
     "(names that differ only in upper and lower case are the same name)."
 )
 
-# Beyond what draws nothing anywhere (chatsite/invisible.py): private-use and unassigned
+# Beyond what draws nothing anywhere (rooms/invisible.py): private-use and unassigned
 # characters, which draw nothing or a box depending on the reader's fonts.
 _UNDRAWN_CATEGORIES = frozenset({"Co", "Cn"})
 

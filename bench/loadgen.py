@@ -40,7 +40,7 @@ from websockets.uri import parse_uri
 from .stats import Sampler, Usage, percentile
 
 # Sockets a client process opens at once: a crowd, which the workers admit in turn
-# (chatsite/crowds.py). Joins go at most JOIN_CONCURRENCY at once.
+# (chatsite/server/crowds.py). Joins go at most JOIN_CONCURRENCY at once.
 CONNECT_CONCURRENCY = 500
 JOIN_CONCURRENCY = 32
 CONNECT_ATTEMPTS = 3

@@ -431,7 +431,7 @@ PROFILE_MARKERS = {
     "do_write": ("doWrite", "twisted/internet/abstract.py"),
     "hltype": ("hltype", "autobahn/util.py"),
     "receive": ("receive", "rooms/consumers.py"),
-    "flush": ("_flush", "chatsite/batched_writes.py"),
+    "flush": ("_flush", "chatsite/server/batched_writes.py"),
 }
 
 

@@ -1,6 +1,7 @@
 """ASGI entry point: Django for HTTP, the chat consumer for /ws/chat/.
 
-Run with `daphne chatsite.asgi:application`.
+Run with `daphne chatsite.asgi:application`. This is where the chat (rooms/) meets its server
+(chatsite/server/): the only module that knows both.
 """
 
 import os
@@ -13,19 +14,25 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
 
-from chatsite import batched_writes, bounded_sockets, crowds  # noqa: E402
-from rooms.routing import websocket_urlpatterns  # noqa: E402
+from chatsite import server  # noqa: E402
+from chatsite.server.sockets import ServerSocketMiddleware  # noqa: E402
+from chatsite.websocket_auth import SessionUserMiddleware  # noqa: E402
+from rooms.consumers import ChatConsumer  # noqa: E402
 
-batched_writes.install()
-bounded_sockets.install()
-crowds.install()
+server.install()
+
+websocket_urlpatterns = [
+    # Beneath the router, next to the consumer: the socket's ServerSocket (admitted in turn in a
+    # crowd), then its user, read once; the consumer may slim down the scope they fill.
+    path("ws/chat/", ServerSocketMiddleware(SessionUserMiddleware(ChatConsumer.as_asgi()))),
+]
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin check first (host names of DJANGO_ALLOWED_HOSTS; a missing Origin is refused),
-        # then the route, whose middleware reads the session and user from the cookie.
+        # Origin check first (host names of DJANGO_ALLOWED_HOSTS; a missing Origin is refused).
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

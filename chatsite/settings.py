@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "rooms.context_processors.chat_protocol",
             ],
         },
     },
@@ -318,6 +319,10 @@ LOGGING = {
         "django_redis.cache": {"filters": ["once_per_minute"]},
     },
 }
+
+# The fast paths under daphne (chatsite/server/): on when the installed versions are the tested
+# ones; 0 runs the site on plain ASGI (the limits stay on).
+SERVER_TUNING = env_bool("CHATSITE_SERVER_TUNING", True)
 
 # Chat limits: the numbers of the contract live here once.
 CHAT = {

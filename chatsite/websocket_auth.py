@@ -10,8 +10,6 @@ from django.conf import settings
 from django.contrib.sessions.backends import cached_db, db
 from django.http.cookie import parse_cookie
 
-from chatsite import crowds
-
 
 class SessionUserMiddleware:
     """Put the signed-in `user` and the `session_key` in the scope before the consumer starts.
@@ -22,7 +20,7 @@ class SessionUserMiddleware:
     (docs/performance.md), so this middleware leaves `send` alone. Nor does it keep the session
     or the cookies for the socket's lifetime (every idle socket would hold them): only the key,
     which is what signing out matches. It sits beneath URLRouter, next to the consumer
-    (rooms/routing.py), and fills in the scope the router made for the route.
+    (chatsite/asgi.py), and fills in the scope the router made for the route.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -36,18 +34,9 @@ class SessionUserMiddleware:
         self.session_store = store
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        # In line with the worker's other handshakes (chatsite/crowds.py); the consumer hands
-        # the slot on once it has said `hello`, or at the latest when the socket ends.
-        slot = await crowds.gate.admit(send)
-        if slot is None:
-            return None  # the peer left while waiting
-        scope[crowds.SLOT] = slot
-        try:
-            # No other local names: this frame lives as long as the socket, and must not pin
-            # the user the consumer may replace in its scope.
-            return await self.inner(await self._signed_in(scope), receive, send)
-        finally:
-            slot.release()
+        # No local names: this frame lives as long as the socket, and must not pin the user the
+        # consumer may replace in its scope.
+        return await self.inner(await self._signed_in(scope), receive, send)
 
     async def _signed_in(self, scope: dict[str, Any]) -> dict[str, Any]:
         cookies: dict[str, str] = {}

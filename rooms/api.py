@@ -5,7 +5,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 
-from . import ratelimit, services
+from . import protocol, ratelimit, services
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
@@ -42,4 +42,4 @@ def _page(request: HttpRequest, user: Any, slug: str) -> JsonResponse:
         return JsonResponse({"error": exc.code, "detail": exc.detail}, status=403)
     except services.ChatError as exc:
         return JsonResponse({"error": "bad_request", "detail": exc.detail}, status=400)
-    return JsonResponse({"type": "history", **page.as_dict()})
+    return JsonResponse(protocol.history(page))

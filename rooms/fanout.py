@@ -33,19 +33,16 @@ import logging
 import secrets
 import signal
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from chatsite.prepared_frames import PreparedFrame
-
-from . import presence
+from .sockets import Broadcast
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +57,22 @@ OUTBOX_CAP = 10_000
 # How long a broadcast without a hub (management commands, a worker's first requests) may wait
 # for the layer: a paused Redis must not hang a sign-out.
 SEND_WITHOUT_HUB_SECONDS = 2.0
-Item = dict[str, Any]
+
+
+class Item(TypedDict, total=False):
+    """One thing for every hub to do (the module docstring says what each key means). Items
+    cross the channel layer as plain dicts: a TypedDict types them and costs nothing."""
+
+    frame: str
+    room: int
+    user: int
+    session: str
+    skip_session: str
+    skip_user: int
+    skip_conn: str | None
+    subscribe: int
+    unsubscribe: int
+    close: int
 
 
 class Connection(Protocol):
@@ -72,7 +84,7 @@ class Connection(Protocol):
 
     async def write(self, frame: str) -> None: ...
 
-    def push(self, frame: PreparedFrame) -> bool:
+    def push(self, frame: Broadcast) -> bool:
         """Write the frame at once if the transport allows; False: `write` it instead."""
         ...
 
@@ -141,6 +153,15 @@ class Hub:
 
     # --- lifecycle --------------------------------------------------------------------------
 
+    def run_alongside(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work()` for as long as the hub runs, once per name (presence's heartbeat)."""
+        if all(task.get_name() != name for task in self._tasks):
+            self._tasks.append(self.loop.create_task(work(), name=name))
+
+    def connections(self) -> list[Connection]:
+        """Every local connection."""
+        return [conn for conns in self.by_user.values() for conn in conns]
+
     @classmethod
     async def get(cls) -> Hub:
         """This worker's hub, started on first use in the running loop."""
@@ -163,7 +184,6 @@ class Hub:
         self._tasks = [
             self.loop.create_task(self._receive_loop(), name="hub-receive"),
             self.loop.create_task(self._send_loop(), name="hub-send"),
-            self.loop.create_task(self._presence_loop(), name="hub-presence"),
             self.loop.create_task(self._refresh_loop(), name="hub-refresh"),
             self.loop.create_task(self._beat_loop(), name="hub-beat"),
         ]
@@ -189,7 +209,7 @@ class Hub:
         self.draining = True
         from .protocol import CLOSE_SHUTDOWN
 
-        for conn in [c for conns in self.by_user.values() for c in conns]:
+        for conn in self.connections():
             with contextlib.suppress(Exception):
                 await conn.close_with(CLOSE_SHUTDOWN)
         # Wait for the close handshakes and queued broadcasts, but never past `grace`.
@@ -291,7 +311,7 @@ class Hub:
         every group without an error: stack fact 3). Its sockets reconnect and resume by seq."""
         from .protocol import CLOSE_SHUTDOWN
 
-        conns = [c for conns in self.by_user.values() for c in conns]
+        conns = self.connections()
         logger.warning("%s; asking %d sockets to resync", why, len(conns))
         for conn in conns:
             with contextlib.suppress(Exception):
@@ -351,27 +371,6 @@ class Hub:
             for origin, (_, at) in list(self.heard.items()):
                 if origin != self.origin and now - at > 60 * interval:
                     del self.heard[origin]
-
-    async def _presence_loop(self) -> None:
-        """Renew this worker's connections in presence; take dead workers' users offline."""
-        from . import services
-
-        interval = settings.CHAT["PRESENCE_HEARTBEAT_SECONDS"]
-        backend = presence.backend()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await backend.heartbeat(
-                    [(c.user_id, c.conn_id) for conns in self.by_user.values() for c in conns]
-                )
-                for user_id in await backend.sweep():
-                    await database_sync_to_async(services.announce_presence)(
-                        user_id=user_id, event="offline"
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("presence heartbeat failed", exc_info=True)
 
     async def _send_loop(self) -> None:
         """Send queued broadcasts in order; what queued up meanwhile goes in one group_send."""
@@ -494,7 +493,7 @@ class Hub:
             # coroutine of its own per socket.
             frame_only = None
             if change.frame and change.is_frame_only:
-                frame_only = PreparedFrame(change.frame)
+                frame_only = Broadcast(change.frame)
             # A copy: writing may end a connection, which changes the index.
             for conn in list(targets):
                 if (skip_user is not None and conn.user_id == skip_user) or (

@@ -12,13 +12,22 @@ away nobody is announced, `online` is empty, and the limit holds per worker inst
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from . import redis as shared_redis
+from . import services
+
+if TYPE_CHECKING:
+    from .fanout import Hub
+
+logger = logging.getLogger(__name__)
 
 TTL = settings.CHAT["PRESENCE_TTL_SECONDS"]
 # How long a connection closed by a draining worker (4012) still counts.
@@ -219,3 +228,26 @@ def backend() -> _LocalPresence | _RedisPresence:
 
 _local_presence = _LocalPresence()
 _redis_presence = _RedisPresence()
+
+
+def watch(hub: Hub) -> None:
+    """Keep this worker's connections alive in presence, and take dead workers' users offline,
+    for as long as the worker's hub runs."""
+    hub.run_alongside("hub-presence", lambda: _heartbeat(hub))
+
+
+async def _heartbeat(hub: Hub) -> None:
+    interval = settings.CHAT["PRESENCE_HEARTBEAT_SECONDS"]
+    while True:
+        await asyncio.sleep(interval)
+        presence = backend()
+        try:
+            await presence.heartbeat([(c.user_id, c.conn_id) for c in hub.connections()])
+            for user_id in await presence.sweep():
+                await database_sync_to_async(services.announce_presence)(
+                    user_id=user_id, event="offline"
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("presence heartbeat failed", exc_info=True)

@@ -46,6 +46,24 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def for_the_client() -> dict[str, Any]:
+    """The codes and limits the browser client needs, served with every chat page
+    (templates/rooms/app.html; static/js/protocol.js reads them), never copied into it."""
+    return {
+        "close": {
+            "abuse": CLOSE_ABUSE,
+            "too_big": CLOSE_TOO_BIG,
+            "shutdown": CLOSE_SHUTDOWN,
+            "slow_reader": CLOSE_SLOW_READER,
+            "too_many_sockets": CLOSE_TOO_MANY_SOCKETS,
+            "revoked": CLOSE_REVOKED,
+        },
+        "max_body_chars": LIMITS["MAX_BODY_CHARS"],
+        "history_max": LIMITS["HISTORY_MAX"],
+        "typing_interval_ms": int(LIMITS["TYPING_INTERVAL_SECONDS"] * 1000),
+    }
+
+
 class ProtocolError(Exception):
     """A frame the server cannot act on; becomes an `error` frame, never a crash."""
 
@@ -158,6 +176,76 @@ def room_payload(room: Room, *, viewer: Any = None, last_read: int | None = None
     if last_read is not None:
         payload["unread"] = max(room.last_seq - last_read, 0)
     return payload
+
+
+# --- server frames: one builder each (tests/rooms/test_protocol.py holds the code to them) ---
+
+
+def hello(user: str, rooms: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first frame of every socket: the user and every room of theirs (`room_payload`)."""
+    return {"type": "hello", "user": user, "rooms": rooms}
+
+
+def joined(
+    room: dict[str, Any], members: list[str], online: list[str], member_count: int
+) -> dict[str, Any]:
+    """The reply to `join`; `member_count` only when `members` does not list them all."""
+    frame: dict[str, Any] = {"type": "joined", "room": room, "members": members, "online": online}
+    if member_count > len(members):
+        frame["member_count"] = member_count
+    return frame
+
+
+def left(slug: str) -> dict[str, Any]:
+    return {"type": "left", "room": slug}
+
+
+def room_added(room: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "room_added", "room": room}
+
+
+def presence(slug: str, user: str, event: str) -> dict[str, Any]:
+    """`event`: joined, left (membership), online, offline (connections)."""
+    return {"type": "presence", "room": slug, "user": user, "event": event}
+
+
+def typing(slug: str, user: str) -> dict[str, Any]:
+    return {"type": "typing", "room": slug, "user": user}
+
+
+def ack(slug: str, message: Message) -> dict[str, Any]:
+    """A stored message, for the connection that sent it (its `ref` is added as a reply's)."""
+    return {
+        "type": "ack",
+        "room": slug,
+        "id": message.pk,
+        "seq": message.seq,
+        "created_at": timestamp(message.created_at),
+    }
+
+
+def message(slug: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A new message of the room (`payload`: `message_payload`)."""
+    return {"type": "message", "room": slug, "message": payload}
+
+
+def message_changed(event: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """`message_edited` or `message_deleted`, with the message after the change."""
+    return {
+        "type": event,
+        "room": slug,
+        "id": payload["id"],
+        "seq": payload["seq"],
+        "message": payload,
+    }
+
+
+def history(page: HistoryPage) -> dict[str, Any]:
+    return {"type": "history", **page.as_dict()}
+
+
+def pong() -> dict[str, Any]:
+    return {"type": "pong"}
 
 
 def unread_payload(room: Room, last_read: int) -> dict[str, Any]:

@@ -17,9 +17,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chatsite.invisible import shows_nothing
-
 from . import fanout, protocol
+from .invisible import shows_nothing
 from .models import Membership, Message, Room
 
 if TYPE_CHECKING:
@@ -184,14 +183,11 @@ def _add_member(
     """Create the membership and tell the user's connections (but `origin`) and the room."""
     membership = Membership.objects.create(user=user, room=room, role=role, last_read=room.last_seq)
     room_added = protocol.encode(
-        {
-            "type": "room_added",
-            "room": protocol.room_payload(room, viewer=user, last_read=membership.last_read),
-        }
+        protocol.room_added(
+            protocol.room_payload(room, viewer=user, last_read=membership.last_read)
+        )
     )
-    presence = protocol.encode(
-        {"type": "presence", "room": room.slug, "user": user.get_username(), "event": "joined"}
-    )
+    presence = protocol.encode(protocol.presence(room.slug, user.get_username(), "joined"))
     fanout.publish_on_commit(
         [
             {"user": user.pk, "subscribe": room.pk, "frame": room_added, "skip_conn": origin},
@@ -255,10 +251,8 @@ def remove_member(*, room: Room, user: User) -> None:
 
 def _publish_membership_ended(*, user: User, room: Room, origin: str | None = None) -> None:
     """Tell the user's connections (but `origin`) they left, and the room they are gone."""
-    left = protocol.encode({"type": "left", "room": room.slug})
-    presence = protocol.encode(
-        {"type": "presence", "room": room.slug, "user": user.get_username(), "event": "left"}
-    )
+    left = protocol.encode(protocol.left(room.slug))
+    presence = protocol.encode(protocol.presence(room.slug, user.get_username(), "left"))
     fanout.publish_on_commit(
         [
             {"user": user.pk, "frame": left, "unsubscribe": room.pk, "skip_conn": origin},
@@ -414,13 +408,8 @@ def _store_message_in_one_statement(
 
 
 def _publish_new_message(message: Message) -> None:
-    frame = protocol.encode(
-        {
-            "type": "message",
-            "room": message.room.slug,
-            "message": protocol.message_payload(message, message.author.get_username()),
-        }
-    )
+    payload = protocol.message_payload(message, message.author.get_username())
+    frame = protocol.encode(protocol.message(message.room.slug, payload))
     fanout.publish_on_commit([{"room": message.room_id, "frame": frame}])
 
 
@@ -459,15 +448,8 @@ def is_staff_now(user: User) -> bool:
 
 
 def _publish_message_change(message: Message, event: str) -> None:
-    frame = protocol.encode(
-        {
-            "type": event,
-            "room": message.room.slug,
-            "id": message.pk,
-            "seq": message.seq,
-            "message": protocol.message_payload(message, message.author.get_username()),
-        }
-    )
+    payload = protocol.message_payload(message, message.author.get_username())
+    frame = protocol.encode(protocol.message_changed(event, message.room.slug, payload))
     fanout.publish_on_commit([{"room": message.room_id, "frame": frame}])
 
 
@@ -567,13 +549,11 @@ def announce_presence(
         username = get_user_model().objects.get(pk=user_id).get_username()
     if rooms is None:
         rooms = Membership.objects.filter(user_id=user_id).values_list("room_id", "room__slug")
-    frames = [
+    frames: list[fanout.Item] = [
         {
             "room": room_id,
             "skip_user": user_id,
-            "frame": protocol.encode(
-                {"type": "presence", "room": slug, "user": username, "event": event}
-            ),
+            "frame": protocol.encode(protocol.presence(slug, username, event)),
         }
         for room_id, slug in rooms
     ]
@@ -589,7 +569,7 @@ def deactivate_user(user: User) -> None:
 def end_other_sessions(user: User, *, keep_session: str | None = None) -> None:
     """Close every connection of the user but those opened with `keep_session` (4403): their
     password changed, so every other session of theirs is signed out."""
-    item: dict[str, Any] = {"user": user.pk, "close": protocol.CLOSE_REVOKED}
+    item: fanout.Item = {"user": user.pk, "close": protocol.CLOSE_REVOKED}
     if keep_session:
         item["skip_session"] = keep_session
     fanout.publish_on_commit([item])

@@ -2,13 +2,7 @@
 // notices dead connections with a ping, and stops for good on the contract's 4008, 4029 and 4403.
 
 import { newRef } from "./dom.js";
-
-export const CLOSE_ABUSE = 4008;
-export const CLOSE_TOO_BIG = 4009;
-export const CLOSE_SHUTDOWN = 4012;
-export const CLOSE_SLOW_READER = 4013;
-export const CLOSE_TOO_MANY_SOCKETS = 4029;
-export const CLOSE_REVOKED = 4403;
+import { CLOSE_ABUSE, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_TOO_MANY_SOCKETS } from "./protocol.js";
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;

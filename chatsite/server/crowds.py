@@ -19,9 +19,14 @@ surge. Under daphne, four things stood in a crowd's way (docs/performance.md):
   skipped.
 - Every socket is an open file, and a shell's usual soft limit is 1,024 of them: past it, daphne
   cannot accept. `install()` raises the soft limit to the hard one (up to `OPEN_FILES`), as far
-  as the operator's hard limit allows.
+  as the operator's hard limit allows (`raise_open_files_limit`, with or without tuning).
 - autobahn pretty-prints its configuration for a debug log line on every connection, even with
   debug logging off: a tenth of a worker's time in a crowd. `install()` makes that text lazy.
+
+The listen queue can also be had without a patch, from daphne's endpoint string
+(`daphne -e tcp:8001:interface=127.0.0.1:backlog=4096`, as deploy/ does), but the contract's
+`daphne -b HOST -p PORT` gets 50 unless patched. Everything here but the open-files limit is a
+fast path (chatsite/server/__init__.py).
 """
 
 from __future__ import annotations
@@ -34,8 +39,6 @@ from typing import Any
 
 from autobahn.websocket import protocol as autobahn_protocol
 from twisted.internet import endpoints
-
-from chatsite import prepared_frames
 
 LISTEN_BACKLOG = 4096
 OPEN_FILES = 1 << 20
@@ -52,7 +55,8 @@ def _listen_with_backlog(self: Any, protocol_factory: Any) -> Any:
 
 
 class _LazyPformat:
-    """`pformat(obj)`, computed only if a log line is actually written."""
+    """`pformat(obj)`, computed only if a log line is actually written (for its debug log line
+    only: where autobahn returns pformat's text, it must stay text)."""
 
     __slots__ = ("obj",)
 
@@ -63,15 +67,26 @@ class _LazyPformat:
         return str(_pformat(self.obj))
 
 
-def install() -> None:
-    """Lengthen daphne's listen queue, raise the open-files limit, and make autobahn's
-    per-connection debug text lazy."""
+def _pformat_for_logs(obj: Any) -> Any:
+    # The per-connection configuration dump (a list of tuples, in `_connectionMade`) is only
+    # ever logged at debug level; elsewhere (`Timings.__str__`) autobahn returns the text.
+    if isinstance(obj, list):
+        return _LazyPformat(obj)
+    return _pformat(obj)
+
+
+def raise_open_files_limit() -> None:
+    """Raise the soft limit of open files to the hard one (up to OPEN_FILES)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def install() -> None:
+    """Lengthen daphne's listen queue and make autobahn's per-connection debug text lazy."""
     endpoints._TCPServerEndpoint.listen = _listen_with_backlog  # type: ignore[method-assign]
-    autobahn_protocol.pformat = _LazyPformat  # type: ignore[assignment]
+    autobahn_protocol.pformat = _pformat_for_logs  # type: ignore[assignment]
 
 
 class HandshakeGate:
@@ -88,13 +103,13 @@ class HandshakeGate:
             self._slots, self._loop = asyncio.Semaphore(self.limit), loop
         return self._slots
 
-    async def admit(self, send: Any) -> Slot | None:
-        """Wait for a slot; None if the peer left meanwhile (then there is nothing to do)."""
+    async def admit(self, socket: Any) -> Slot | None:
+        """Wait for a slot for daphne's `socket`; None if the peer left meanwhile (then there is
+        nothing to do)."""
         slots = self._semaphore()
         if not slots.locked():
             await slots.acquire()  # a slot is free: no wait, and no clock to pause
             return Slot(slots)
-        socket = prepared_frames.socket_behind(send)
         timeout = _pause_handshake_clocks(socket)
         await slots.acquire()
         slot = Slot(slots)
@@ -145,12 +160,3 @@ def _restart_handshake_clocks(socket: Any, timeout: float | None) -> None:
 
 
 gate = HandshakeGate()
-# The scope key of an admitted socket's slot, until `handshake_done`.
-SLOT = "chatsite.handshake_slot"
-
-
-def handshake_done(scope: dict[str, Any]) -> None:
-    """The socket's handshake is over (greeted or refused): let the next one in."""
-    slot = scope.pop(SLOT, None)
-    if slot is not None:
-        slot.release()

@@ -21,8 +21,9 @@ daphne's `application_queue`):
 - With glibc, buffers of 256 KiB and more get mappings of their own, so what large frames took
   goes back to the system once freed (`_return_large_buffers`).
 
-`install()` makes daphne build its WebSockets with this class. Under any other server (tests'
-communicators) nothing changes, and the consumer's own checks still apply.
+`install()` makes daphne build its WebSockets with this class, with or without the fast paths
+(chatsite/server/__init__.py): it rebinds nothing but the factory's public `protocol`. Under any
+other server (tests' communicators) nothing changes, and the consumer's own checks still apply.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
-from importlib import metadata
 from typing import Any
 
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
@@ -47,8 +47,6 @@ LIMITS = settings.CHAT
 # glibc's mallopt() parameter, and the size from which buffers get mappings of their own.
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 256 * 1024
-# The versions these hooks were written and tested against (requirements.txt pins them).
-TESTED = {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}
 
 
 class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
@@ -74,7 +72,7 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         channel = getattr(producer, "wrappedProtocol", producer)  # Twisted may wrap it
         if isinstance(channel, HTTPChannel):
             # The HTTP channel the socket was upgraded from; it never pauses an upgraded
-            # connection (chatsite/lean_sockets.py), so it can make way for the socket itself.
+            # connection (chatsite/server/lean_sockets.py), so it makes way for the socket.
             transport.unregisterProducer()
         if getattr(transport, "producer", None) is None:
             self.registerProducer(self, True)
@@ -195,21 +193,9 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
             super().sendData(data, sync, chopsize)
 
     def write_prepared(self, wire: bytes) -> None:
-        """Write an already framed message (chatsite/prepared_frames.py), within the cap."""
+        """Write an already framed message (chatsite/server/prepared_frames.py), within the cap."""
         if self.admit_output(len(wire)):
             self.transport.write(wire)
-
-
-def _untested_versions() -> list[str]:
-    found = []
-    for name, tested in TESTED.items():
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        if installed != tested:
-            found.append(f"{name} {installed} (tested: {tested})")
-    return found
 
 
 def _return_large_buffers() -> None:
@@ -230,9 +216,5 @@ def _return_large_buffers() -> None:
 
 def install() -> None:
     """Make daphne build its WebSockets as `BoundedWebSocketProtocol` (idempotent)."""
-    untested = _untested_versions()
-    if untested:
-        # Only public hooks are used, so the limits stay on; say what was not tested.
-        logger.warning("socket limits run on untested versions: %s", ", ".join(untested))
     ws_protocol.WebSocketFactory.protocol = BoundedWebSocketProtocol
     _return_large_buffers()

@@ -1,5 +1,6 @@
-"""Frames built once for many sockets (chatsite/prepared_frames.py) are the frames a WebSocket
-client expects, and a room's broadcasts written that way reach every tab whole and in order."""
+"""Frames built once for many sockets (chatsite/server/prepared_frames.py) are the frames a
+WebSocket client expects, and a room's broadcasts written that way reach every tab whole and in
+order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from chatsite.prepared_frames import PreparedFrame, socket_behind, write
+from chatsite.server.prepared_frames import socket_behind, wire
+from rooms.sockets import Broadcast
 from tests.servers import fresh_worker
 from tests.wsclient import Account, Socket
 
@@ -32,7 +34,7 @@ def test_a_prepared_frame_is_one_unmasked_text_frame_of_the_utf8_payload(length)
     # `length` bytes of UTF-8, mostly two-byte characters: the header counts bytes, not characters.
     text = "é" * (length // 2) + "x" * (length % 2)
     assert len(text.encode()) == length
-    frame = _parse(PreparedFrame(text).wire)
+    frame = _parse(wire(Broadcast(text)))
     assert (frame.opcode, frame.fin) == (Opcode.TEXT, True)
     assert frame.data.decode() == text
 
@@ -43,7 +45,6 @@ def test_only_a_daphne_socket_takes_the_direct_path():
 
     assert socket_behind(send) is None
     assert socket_behind(partial(send, object())) is None
-    assert write(None, PreparedFrame("{}")) is False
 
 
 # Short and long bodies, multi-byte ones included: the frame header counts bytes.

@@ -2,8 +2,8 @@
 
 An ASGI `websocket.send` costs daphne and autobahn a dispatch, a UTF-8 encode, the framing and
 two log calls whose arguments are built even when debug logging is off: about a third of a
-worker's event loop when fanning out (docs/performance.md). A `PreparedFrame` is framed once
-with autobahn's own `PreparedMessage` (its broadcast API) and `write` hands those bytes to the
+worker's event loop when fanning out (docs/performance.md). A broadcast is framed once with
+autobahn's own `PreparedMessage` (its broadcast API), and `write` hands those bytes to the
 socket's transport. It writes only where the plain path would send the same bytes at once: an
 open daphne socket without compression and without frames queued in autobahn. Elsewhere it
 returns False and the caller sends through ASGI as usual, which keeps every other server, the
@@ -18,28 +18,22 @@ from typing import Any
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 
-from chatsite.bounded_sockets import BoundedWebSocketProtocol
+from rooms.sockets import Broadcast
+
+from .limits import BoundedWebSocketProtocol
 
 _OPEN = WebSocketServerProtocol.STATE_OPEN
 
 
-class PreparedFrame:
-    """A text frame, encoded for the wire on first use."""
-
-    __slots__ = ("text", "_wire")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            message = PreparedMessage(
-                self.text.encode(), isBinary=False, applyMask=False, doNotCompress=True
-            )
-            self._wire = message.payloadHybi
-        return self._wire
+def wire(frame: Broadcast) -> bytes:
+    """The frame as an unmasked, uncompressed text frame: built on first use, then kept."""
+    if frame.wire is None:
+        message = PreparedMessage(
+            frame.text.encode(), isBinary=False, applyMask=False, doNotCompress=True
+        )
+        frame.wire = message.payloadHybi
+    data: bytes = frame.wire
+    return data
 
 
 def socket_behind(send: Any) -> WebSocketServerProtocol | None:
@@ -56,15 +50,15 @@ def socket_behind(send: Any) -> WebSocketServerProtocol | None:
     return None
 
 
-def write(socket: WebSocketServerProtocol | None, frame: PreparedFrame) -> bool:
+def write(socket: WebSocketServerProtocol, frame: Broadcast) -> bool:
     """Write the frame to an open socket now; False if it must go through ASGI instead."""
-    if socket is None or socket.state != _OPEN:
+    if socket.state != _OPEN:
         return False
     transport: Any = socket.transport  # Twisted's TCP connection (zope-typed as ITransport)
     if transport is None or socket._perMessageCompress is not None or socket.send_queue:
         return False
     if isinstance(socket, BoundedWebSocketProtocol):
-        socket.write_prepared(frame.wire)  # within its backlog cap
+        socket.write_prepared(wire(frame))  # within its backlog cap
     else:
-        transport.write(frame.wire)
+        transport.write(wire(frame))
     return True

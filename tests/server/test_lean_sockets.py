@@ -1,11 +1,11 @@
-"""daphne's per-socket queue, trimmed by chatsite/lean_sockets.py, still delivers every frame in
-order to a consumer that waits for it (the real server is exercised by the whole suite)."""
+"""daphne's per-socket queue, trimmed by chatsite/server/lean_sockets.py, still delivers every
+frame in order to a consumer that waits for it (the real server is exercised by the whole suite)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from chatsite.lean_sockets import trim_queue
+from chatsite.server.lean_sockets import trim_queue
 
 
 async def test_a_trimmed_queue_hands_every_message_over_in_order():

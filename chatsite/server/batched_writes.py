@@ -17,23 +17,30 @@ from typing import Any
 
 from twisted.internet import tcp
 
+from .switch import fell_back
+
 _twisted_write = tcp.Connection.write
 
 
 def _write(self: Any, data: bytes) -> None:
-    loop = getattr(self.reactor, "_asyncioEventloop", None)  # daphne's asyncio reactor
-    if loop is None or self.TLS or not isinstance(data, bytes) or self.disconnecting:
+    try:
+        loop = getattr(self.reactor, "_asyncioEventloop", None)  # daphne's asyncio reactor
+        plain = loop is None or self.TLS or not isinstance(data, bytes) or self.disconnecting
+        if not plain and (not self.connected or self._writeDisconnected or not data):
+            return
+        idle = plain or (not self._tempDataBuffer and self.offset == len(self.dataBuffer))
+    except Exception:  # nothing written yet: Twisted's own write takes it whole
+        fell_back("a write could not wait for the end of the loop's turn")
+        plain = True
+    if plain:
         _twisted_write(self, data)
         return
-    if not self.connected or self._writeDisconnected or not data:
-        return
-    idle = not self._tempDataBuffer and self.offset == len(self.dataBuffer)
     self._tempDataBuffer.append(data)
     self._tempDataLen += len(data)
     self._maybePauseProducer()
     # Not idle: a flush is scheduled already, or epoll is watching the socket.
     if idle:
-        loop.call_soon(_flush, self)
+        loop.call_soon(_flush, self)  # type: ignore[union-attr] # not plain: daphne's loop
 
 
 def _flush(self: Any) -> None:

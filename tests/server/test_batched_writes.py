@@ -1,5 +1,5 @@
-"""daphne's writes sent at the end of the loop's turn (chatsite/batched_writes.py) lose, reorder
-and corrupt nothing, also when a client reads slowly and the kernel's buffers fill up."""
+"""daphne's writes sent at the end of the loop's turn (chatsite/server/batched_writes.py) lose,
+reorder and corrupt nothing, also when a client reads slowly and the kernel's buffers fill up."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+"""What the chat asks of the server beneath a WebSocket beyond ASGI; rooms/ imports no server.
+
+The site's composition root (chatsite/asgi.py) gives each WebSocket a `ServerSocket` in its scope
+(under SCOPE_KEY). Under daphne it writes broadcasts framed once straight to the transport and
+bounds what a client may cost (chatsite/server/); anywhere else, the test communicators included,
+`PlainSocket` stands in and everything goes through ASGI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+SCOPE_KEY = "chat.server_socket"
+
+
+class Broadcast:
+    """One encoded server frame written to many sockets; the server may keep its wire form
+    (framed once for all of them) in `wire`."""
+
+    __slots__ = ("text", "wire")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.wire: Any = None
+
+
+class ServerSocket(Protocol):
+    """A WebSocket as its server holds it."""
+
+    def push(self, frame: Broadcast) -> bool:
+        """Write the frame at once if the server can; False: send it through ASGI instead."""
+        ...
+
+    def handshake_over(self) -> None:
+        """The handshake ended (greeted or refused): the next socket may be admitted."""
+        ...
+
+    def opened(self) -> None:
+        """The socket is open: the server may let go of what it kept of the handshake."""
+        ...
+
+    def frame_taken(self) -> None:
+        """The application took a client frame off the socket's queue."""
+        ...
+
+    async def wait_for_output(self) -> None:
+        """Return once the client has read what it was sent (at once unless it is behind)."""
+        ...
+
+
+class PlainSocket:
+    """ASGI only: nothing beyond it to ask of the server."""
+
+    __slots__ = ()
+
+    def push(self, frame: Broadcast) -> bool:
+        return False
+
+    def handshake_over(self) -> None:
+        return None
+
+    def opened(self) -> None:
+        return None
+
+    def frame_taken(self) -> None:
+        return None
+
+    async def wait_for_output(self) -> None:
+        return None
+
+
+PLAIN = PlainSocket()
+
+
+def server_socket(scope: dict[str, Any]) -> ServerSocket:
+    """The scope's ServerSocket, or the plain one."""
+    socket: ServerSocket = scope.get(SCOPE_KEY, PLAIN)
+    return socket
