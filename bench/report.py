@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ DOCS = ROOT / "docs"
 PERFORMANCE = DOCS / "performance.md"
 PLOT = DOCS / "performance-latency.png"
 SCALING = DOCS / "scaling.md"
-LAYER_HEADING = "## Choosing the channel layer"
 # A step during which other programs used more than this much CPU (% of a core) is flagged.
 DISTURBED_PERCENT = 25
 
@@ -26,11 +24,14 @@ def write(data: Data) -> list[Path]:
     if scenario(data, "one-worker"):
         if plot(data, PLOT):
             written.append(PLOT)
-        PERFORMANCE.write_text(performance(data))
+        text = PERFORMANCE.read_text()
+        for name, lines in performance(data).items():
+            text = splice(text, name, lines)
+        PERFORMANCE.write_text(text)
         written.append(PERFORMANCE)
-    section = layer_section(data)
-    if section:
-        replace_section(SCALING, LAYER_HEADING, section)
+    layers = layer_section(data)
+    if layers:
+        SCALING.write_text(splice(SCALING.read_text(), "layers", layers))
         written.append(SCALING)
     return written
 
@@ -80,65 +81,48 @@ def step_at(s: Data | None, offered: float) -> Data | None:
 # --- docs/performance.md ------------------------------------------------------------------------
 
 
-def performance(data: Data) -> str:
-    scale = data["scale"]
-    out = [
-        "# Performance",
-        "",
-        "How fast the chat site fans messages out, measured by the load generator in `bench/`.",
-        f"This file is written by `make bench` (`{data['command']}`, scale {scale:g}); the run "
-        f"took {data['seconds']:.0f} s on {data['machine']['date']}. Raw results go to "
-        "`bench/results/latest.json` (not committed); `python -m bench.run --report-only` "
-        "renders them again.",
-        "",
-        "## Summary against the targets",
-        "",
-        *summary(data),
-        "",
-        "## Running it",
-        "",
-        "- `make bench`: the standard scenarios (one-worker, two-pubsub, many, then memory and "
-        "profile as time allows), under five minutes; `make bench-layers` compares the two "
-        "channel layers for docs/scaling.md. `python -m bench.run --scale 0.2` runs a fifth of "
-        "the clients, loads and sockets, `--only one-worker,idle` picks scenarios (`--merge` "
-        "puts them into the last results), `--env NAME=VALUE` sets a worker setting, "
-        "`--direct` addresses two workers without nginx.",
-        "- `python -m bench.loadgen --url ws://127.0.0.1:8011/ws/chat/ [--url …] [--pid PID] "
-        "--clients 200 --rooms 4 --load 2000,5000`: the same clients against workers someone "
-        "else started (one worker, several, or nginx); `--seed` creates the users with "
-        "`bench.seed` from this environment's `DATABASE_URL` instead of signing each up.",
-        "- `tests/bench/test_fanout_guard.py` (in `make test`): 200 sockets on one worker for "
-        "three seconds; fails on any lost delivery.",
-        "",
-        "## Method",
-        "",
-        *method(data),
-        "",
-        "## Machine",
-        "",
-        *machine(data),
-        "",
-        "## Results",
-        "",
-    ]
+def performance(data: Data) -> dict[str, list[str]]:
+    """The generated blocks of docs/performance.md, by marker name; the prose around them is
+    the page's own (`splice`)."""
+    results: list[str] = []
     for s in data["scenarios"]:
         if s["key"] in ("idle", "many"):
-            out += idle_section(s)
+            results += idle_section(s)
         elif s["key"] == "memory":
-            out += memory_section(s)
+            results += memory_section(s)
         elif s["key"] != "profile":
-            out += load_section(s)
-    out += [
+            results += load_section(s)
+    results += [
         "![Latency against offered load](performance-latency.png)",
         "",
         "*Left: p50 (dashed) and p99 (solid) delivery latency against offered load, log scale; "
         "the dotted lines mark 50 ms (the 10,000/s target) and 250 ms (the clean limit). "
         "Right: delivered against offered deliveries/s.*",
-        "",
     ]
-    out += profile_section(data)
-    out += findings(data)
-    return "\n".join(out).rstrip() + "\n"
+    return {
+        "run": [
+            f"The last run: `{data['command']}`, scale {data['scale']:g}, "
+            f"{data['seconds']:.0f} s on {data['machine']['date']}."
+        ],
+        "summary": summary(data),
+        "method": method(data),
+        "machine": machine(data),
+        "results": results,
+        "profile": profile_section(data),
+        "before-after": before_and_after(data),
+        "left": what_is_left(data),
+    }
+
+
+def splice(text: str, name: str, lines: list[str]) -> str:
+    """Replace what stands between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"the page has no {begin} … {end} block")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    body = "\n".join(lines).strip("\n")
+    return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
 def summary(data: Data) -> list[str]:
@@ -460,8 +444,6 @@ def profile_section(data: Data) -> list[str]:
     if not prof or not text:
         return []
     lines = [
-        "## Where the time goes",
-        "",
         "One worker as in (a), run under pyinstrument (`pyinstrument -r pyisession daphne …`), "
         "cut to the load steps ("
         + ", ".join(
@@ -554,128 +536,12 @@ def before_and_after(data: Data) -> list[str]:
     ]
 
 
-def findings(data: Data) -> list[str]:
-    shares = data.get("profile_shares") or {}
+def what_is_left(data: Data) -> list[str]:
+    """What the run says is left to gain (the design itself is prose in the page)."""
     one = scenario(data, "one-worker")
     held = one.get("hold") if one else None
     us = per_delivery_us(held["server"], held["delivered_per_s"]) if held else 0.0
     out = [
-        "## The design, and what it bought",
-        "",
-        *before_and_after(data),
-        "What the site does to fan out, each part chosen by profiling (the section above) and "
-        "kept because the bench said so:",
-        "",
-        "1. **Per-worker fan-out** (`rooms/fanout.py`). The Redis channel layer stays the "
-        "broadcast between workers, but its only member per worker is the worker's hub, not "
-        "each socket: a stored message costs one `group_send` (queued events travel together "
-        "in one), the frame is JSON-encoded once (orjson), and the hub writes that string to "
-        "each local socket that may see the room. The per-connection rules stay per "
-        "connection in the hub's index: typing skips the typist's sockets, a socket is "
-        "subscribed only to its rooms, `leave` unsubscribes every tab, deactivation and "
-        "sign-out close the user's sockets on every worker. No query and no encoding per "
-        "recipient.",
-        "2. **Each broadcast framed once** (`chatsite/server/prepared_frames.py`). An ASGI "
-        "`websocket.send` per recipient cost daphne and autobahn a dispatch, a UTF-8 encode, "
-        "the WebSocket framing and two debug log calls whose arguments are built even with "
-        "debug logging off: about a third of the loop in the profile before this step. The hub "
-        "now frames an event once (autobahn's `PreparedMessage`, its broadcast API) and hands "
-        "the bytes to each open socket's transport; a socket that is not open yet, uses "
-        "compression or runs under another server takes the ASGI path. Measured side by side: "
-        "one worker at 10,000/s went from 52 % to 47 % of a core, and its highest clean load "
-        "from 20,000/s to 30,000/s (runs minutes apart; on this shared machine the same code "
-        "measured 20,000–30,000/s over the day).",
-        "3. **Writes at the end of the loop's turn** (`chatsite/server/batched_writes.py`). "
-        "Twisted buffers every write, registers the socket with epoll, sends on a later turn and "
-        "unregisters it: three system calls and two callbacks per frame, about 45 % of the "
-        "worker's event loop in the first profile. Now a write to an idle connection schedules "
-        "one flush at the end of the turn, which sends every frame written to that socket "
-        "meanwhile in one `send()`; only what the kernel refuses goes through epoll. (Sending "
-        "each frame at once, tried first, costs one system call and one packet per frame and "
-        "did no better behind nginx.)"
-        + (
-            f" In the profile the flush is {shares['flush']:.0f} % of the loop."
-            if shares.get("flush")
-            else ""
-        ),
-        "4. **The user once per socket** (`chatsite/websocket_auth.py`). channels' "
-        "`AuthMiddlewareStack` wraps every `send` to save a changed session (10 % of the loop "
-        "in the first profile); the site resolves the user and the session key at the "
-        "handshake and leaves `send` alone. It reads the session from the database even with "
-        "`cached_db`: Django's cache handles are per async context, so every socket opened a "
-        "Redis connection of its own and kept it, and 10,000 sockets ran Redis out of "
-        "clients.",
-        "5. **A lean consumer** (`ChatConsumer.__call__`): no channel-layer channel, no task "
-        "per socket to await it, no database-thread hop per frame to close old connections "
-        "(every query goes through `database_sync_to_async`, which does it anyway).",
-        "6. **Less per idle socket**: the socket keeps a `User` with the five fields it uses, "
-        "one shared `Room` instance per room and worker, a list of its rooms, and no "
-        "abuse-window deque until a first malformed frame. Once it is open, "
-        "`chatsite/server/lean_sockets.py` lets go of what daphne kept of the handshake: the HTTP "
-        "channel it was upgraded from (still registered as the transport's producer, and with "
-        "it the request, its headers and buffers), the raw and parsed handshake in autobahn's "
-        "and daphne's protocol objects, and two never-used deques and an event of daphne's "
-        "per-socket queue. Measured side by side: traced memory per idle socket 24.9 → "
-        "17.3 KB, RSS per idle socket at 5,000 sockets 27.2 → 18.4 KB.",
-        "7. **The cheaper layer, made safe** (`rooms/fanout.py`, docs/scaling.md). "
-        "`RedisPubSubChannelLayer` costs one `PUBLISH` per event where `RedisChannelLayer` "
-        "costs a dozen Redis commands across the workers, but it loses events without a word "
-        "when a subscription lapses. Every hub now numbers its broadcasts and beats every 2 s; "
-        "a hub that sees a number skipped, or stops hearing itself, asks its "
-        "sockets to resync (4012). With that, `pubsub` is the default. Measured side by side "
-        "(two workers behind nginx, runs a minute apart): highest clean load 15,000/s with "
-        "`core`, 20,000/s with `pubsub`, and at 15,000/s the workers used 82 % of a core "
-        "together with `core`, 66 % with `pubsub`.",
-        "8. **A message stored in one statement on PostgreSQL** (`rooms/services.py`). The "
-        "seq, the author's read mark and the insert are one autocommit statement: two round "
-        "trips per message instead of six (health check, `BEGIN`, seq, read mark, insert, "
-        "`COMMIT`). Under load each round trip waits for a core, and a worker's one database "
-        "thread queued the messages behind them: two workers at 15,000/s went from p99 1.6 s "
-        "to 0.45 s (`core` layer, runs minutes apart). The health check is left out too "
-        "while a connection is busy (`chatsite/postgresql/base.py`): Django's "
-        "`CONN_HEALTH_CHECKS` sends `SELECT 1` at the start of every request, and channels "
-        "makes every frame's queries a request, so it cost a round trip per message and a "
-        "third of the database thread's time in a crowd of sockets connecting. Now a "
-        "connection used less than a second ago counts as checked (measured one post at a "
-        "time: 490 → 430 µs of PostgreSQL CPU, 370 → 260 µs of the worker's).",
-        "9. **Crowds admitted in turn** (`chatsite/server/crowds.py`). Sockets arrive in crowds: a "
-        "restarted worker's, a drained worker's (4012), the whole site's after a resync. "
-        "Opened at the same moment (2026-12-03, this machine), 1,000 sockets took 28 s to get "
-        "`hello` from one worker: Twisted listens with a queue of 50 and the kernel dropped "
-        "the rest of the SYNs, retried after 1, 3, 7 s. With a queue of 4,096: 3.6 s. 2,500 "
-        "at once got none in: every handshake in progress shared the worker, none finished "
-        "within daphne's 5 s connect timeout, and the retries met the same queue. 5,000 "
-        "through nginx got 5 in: nginx counted the dropped handshakes as worker failures and "
-        "answered 502 with no live worker left. A worker now admits 32 handshakes at a time, "
-        "in arrival order, and the connect timeout counts from admission, so a socket waits "
-        "in line instead of failing: 2,500 of 2,500 on one worker (18 s), 5,000 of 5,000 "
-        "through nginx onto two workers (23 s), and 10,000 of 10,000 (63 s) once nginx's "
-        "`worker_connections` (8,192 per process, two connections per socket) was raised to "
-        "32,768. Most of a crowd's time is presence: each user coming online is announced to "
-        "their room. autobahn pretty-printed its configuration for a debug line on every "
-        "connection, even with debug off: a tenth of a worker's time in a crowd, now lazy. "
-        "The bench's clients open 500 sockets per process at once, so the connect figures "
-        "above are crowds; `tests/server/test_crowds.py` opens 1,000 at once against a worker with "
-        "a 3 s connect timeout.",
-        "10. **Limits that keep one user from hurting others, off the hot path** "
-        "(`chatsite/server/limits.py`, docs/security.md). A socket's output is bounded "
-        "through Twisted's producer interface (the socket is told when its send buffer fills "
-        "and empties; nothing is measured per write), its input by pausing the transport, its "
-        "frames by a token bucket in the consumer, and a broadcast's way to the socket gains "
-        "one comparison. Measured side by side on 2026-12-05, one worker, the commit before "
-        "and after, runs interleaved: at 20,000/s 49 % and 47 % of a core before, 46 % and "
-        "42 % after; held at 10,000/s 27 % and 23 % before, 24 % and 31 % after (the spread "
-        "is the machine's); two workers at 20,000/s 26 % and 25 % each, before and after; RSS "
-        "per idle socket 19.9 KB before, 19.5 KB after (the limits keep their state on the "
-        "class until a socket needs it).",
-        "11. **Not taken**: holding a busy worker's broadcasts for a fixed interval so that "
-        "more travel in one `group_send` (two workers at 8,000/s: 10 ms saved nothing "
-        "measurable, 25 ms about 12 % of the workers' CPU, for up to 25 ms more latency on "
-        "every message); uvloop in the workers (daphne builds its own asyncio loop for "
-        "Twisted when it is imported, before the site's code runs, and the contract's "
-        "`daphne … chatsite.asgi:application` command leaves no place to choose another; the "
-        "bench's client processes do run on uvloop).",
-        "",
         "What is left:",
         "",
     ]
@@ -727,7 +593,7 @@ def findings(data: Data) -> list[str]:
             "itself: about a hundred attributes per socket, most of them copies of the "
             "factory's options."
         )
-    return [*out, ""]
+    return out
 
 
 # --- the plot -----------------------------------------------------------------------------------
@@ -779,11 +645,12 @@ def plot(data: Data, path: Path) -> bool:
 # --- docs/scaling.md: "Choosing the channel layer" ----------------------------------------------
 
 
-def layer_section(data: Data) -> str:
+def layer_section(data: Data) -> list[str]:
+    """The layer comparison's block of docs/scaling.md (`bench:layers`)."""
     core = scenario(data, "two-core")
     pubsub = scenario(data, "two-pubsub")
     if not core or not pubsub or not core["steps"] or not pubsub["steps"]:
-        return ""
+        return []
     loads = sorted(
         {st["offered"] for st in core["steps"]} | {st["offered"] for st in pubsub["steps"]}
     )
@@ -862,64 +729,19 @@ def layer_section(data: Data) -> str:
                 )
             )
     setup = core["setup"].replace("Redis `core` layer", "Redis")
-    choice = (
-        "`pubsub` (`RedisPubSubChannelLayer`) is the default. With the per-worker hub "
-        "(`rooms/fanout.py`) either layer carries one message per event per worker, so its "
-        "cost does not grow with the room; what differs is the cost per event. `pubsub` sends "
-        "one `PUBLISH` and nothing per receive (Redis pushes the event to each subscribed "
-        "worker), where `core` sends four commands per `group_send` (`ZREMRANGEBYSCORE`, "
-        "`ZRANGE`, a pipelined expiry and the `ZADD` script) and four per worker per receive "
-        "(a script, `BZPOPMIN`, `ZADD`, `ZREM`). On two cores shared with everything else "
-        "that shows when the machine is busy: in runs a minute apart on 2026-12-02 at 19:00 "
-        "UTC, `core` was clean up to 15,000/s and `pubsub` up to 20,000/s (p99 225 ms), the "
-        "workers using 82 % and 66 % of a core together at 15,000/s. What `pubsub` "
-        "gives up is that it can lose events without a word: a worker not subscribed at that "
-        "instant (Redis restarted, or dropped it as a slow subscriber, and the layer "
-        "reconnects by itself) misses them for good. Seen once while building this bench, "
-        "before the hubs numbered their broadcasts (2026-11-22, on this shared machine): "
-        "another program restarted Redis during the `pubsub` run's 5,000/s step; 9,000 of "
-        "25,000 deliveries were lost and no socket was closed, so no client had a cue to "
-        "resync. `core` loses silently too, only elsewhere: a Redis restart empties its "
-        "groups (stack fact 3) and a full channel drops what does not fit (stack fact 2). "
-        "So every hub numbers its broadcasts and sends a beat every `HUB_BEAT_SECONDS` (2 s) "
-        "when idle: a hub that sees a number skipped, or stops hearing its own beats, closes "
-        "its sockets with 4012 and their clients resume by `seq` "
-        "(tests/rooms/test_numbering.py, on both layers, and the Redis restart of "
-        "tests/cluster/test_faults.py). With loss detected on either layer, the cheaper one "
-        "is the default; `CHATSITE_CHANNEL_LAYER=core` keeps the backlog in Redis instead "
-        "of the worker's memory, for a worker that may stall for long."
-    )
-    return "\n".join(
-        [
-            LAYER_HEADING,
-            "",
-            "`CHATSITE_CHANNEL_LAYER` picks the channels-redis layer that carries room events "
-            "between workers: `pubsub` (`RedisPubSubChannelLayer`, the default) or `core` "
-            "(`RedisChannelLayer`). `make bench` runs the same two-worker scenario with "
-            f"each ({setup}; {n(core['clients'])} clients in {core['rooms']} rooms, "
-            f"offered load stepped; run of {data['machine']['date']}, details in "
-            "[performance.md](performance.md)):",
-            "",
-            *rows,
-            "",
-            f"Highest clean load (nothing lost, p99 < 250 ms): `core` {n(best_core)}/s, "
-            f"`pubsub` {n(best_pubsub)}/s. {p99_note} Redis used at most "
-            f"{redis['core']:.0f} % of a core with `core` and {redis['pubsub']:.0f} % with "
-            f"`pubsub`. {verdict}",
-            *(["", *incidents] if incidents else []),
-            "",
-            "**Default: `pubsub`.** " + choice,
-            "",
-        ]
-    )
-
-
-def replace_section(path: Path, heading: str, body: str) -> None:
-    """Replace the section that starts with `heading` (up to the next `## `), or append it."""
-    text = path.read_text() if path.exists() else "# Scaling\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: body.rstrip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + body.rstrip() + "\n"
-    path.write_text(text.rstrip() + "\n")
+    return [
+        "`CHATSITE_CHANNEL_LAYER` picks the channels-redis layer that carries room events "
+        "between workers: `pubsub` (`RedisPubSubChannelLayer`, the default) or `core` "
+        "(`RedisChannelLayer`). `make bench` runs the same two-worker scenario with "
+        f"each ({setup}; {n(core['clients'])} clients in {core['rooms']} rooms, "
+        f"offered load stepped; run of {data['machine']['date']}, details in "
+        "[performance.md](performance.md)):",
+        "",
+        *rows,
+        "",
+        f"Highest clean load (nothing lost, p99 < 250 ms): `core` {n(best_core)}/s, "
+        f"`pubsub` {n(best_pubsub)}/s. {p99_note} Redis used at most "
+        f"{redis['core']:.0f} % of a core with `core` and {redis['pubsub']:.0f} % with "
+        f"`pubsub`. {verdict}",
+        *(["", *incidents] if incidents else []),
+    ]
