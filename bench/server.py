@@ -25,6 +25,8 @@ from pathlib import Path
 
 import orjson
 
+from deploy.workers import daphne_command, end, free_port, port_open, start
+
 from .site import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,35 +50,11 @@ class DeploymentError(RuntimeError):
     """A worker did not start, or the database could not be made."""
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def end_process(
     proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT
 ) -> None:
     """End one process we started, by its PID: `sig`, then SIGKILL after `timeout` s."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(STOP_TIMEOUT)
+    end(proc, sig, grace=timeout)
 
 
 @dataclass
@@ -217,8 +195,7 @@ class Deployment:
     def _start_worker(self, index: int) -> None:
         assert self.tmp is not None
         port = free_port()
-        daphne = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), *self.daphne_args]
-        command = [*daphne, "chatsite.asgi:application"]
+        command = daphne_command(port, *self.daphne_args)
         if self.server == "uvicorn":
             # For comparison only (docs/performance.md): uvicorn is not a dependency.
             command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
@@ -236,13 +213,7 @@ class Deployment:
                 str(VENV_BIN / "daphne"),
                 *command[1:],
             ]
-        log = open(self.tmp / f"worker-{index}.log", "wb")  # noqa: SIM115 (closed with the proc)
-        try:
-            proc = subprocess.Popen(
-                command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
-        finally:
-            log.close()
+        proc = start(command, self.env(), self.tmp / f"worker-{index}.log")
         self.ports.append(port)
         self.procs.append(proc)
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from deploy.workers import daphne_command, start
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 EXAMPLE = Path(__file__).with_name("nginx.conf")
@@ -347,18 +349,9 @@ class Cluster:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            # A session of its own: the cluster outlives `make cluster`, and a Ctrl-C in the
-            # terminal that started it does not reach the workers.
-            proc = subprocess.Popen(  # noqa: S603
-                args,
-                cwd=BASE_DIR,
-                env=self.worker_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # A session of its own: the cluster outlives `make cluster`, and a Ctrl-C in the
+        # terminal that started it does not reach the workers.
+        proc = start(args, self.worker_env(), self.log_dir / f"{name}.log", own_session=True)
         self._children[proc.pid] = proc
         self._pid_file(name).write_text(f"{proc.pid}\n")
         return proc
@@ -377,7 +370,8 @@ class Cluster:
         if name == "nginx":
             return proc.name() == "nginx" and str(self.run_dir) in " ".join(cmdline)
         index = int(name.split("-")[1])
-        return "daphne" in cmdline and str(self.config.worker_port(index)) in cmdline
+        daphne = any(Path(part).name == "daphne" for part in cmdline)
+        return daphne and str(self.config.worker_port(index)) in cmdline
 
     def _alive(self, name: str) -> int | None:
         pid = self._read_pid(name)
@@ -438,20 +432,9 @@ class Cluster:
         port = self.config.worker_port(index)
         if not _port_free(self.config.host, port):
             raise ClusterError(f"Port {self.config.host}:{port} is taken: is a cluster running?")
+        # Client addresses from nginx's X-Forwarded-For (sign-in throttling and logs).
         proc = self._spawn(
-            f"worker-{index}",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                self.config.host,
-                "-p",
-                str(port),
-                # Client addresses from nginx's X-Forwarded-For, for logs.
-                "--proxy-headers",
-                "chatsite.asgi:application",
-            ],
+            f"worker-{index}", daphne_command(port, "--proxy-headers", host=self.config.host)
         )
         if wait:
             self.wait_healthy(f"http://{self.config.host}:{port}/healthz", proc=proc)

@@ -4,76 +4,42 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DAPHNE = str(Path(sys.executable).with_name("daphne"))
+# The one launcher of daphne workers: deploy/workers.py (these names are the tests' too).
+from deploy.workers import ROOT, daphne_command, end, free_port, start, wait_until_listening
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_listening(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"daphne did not listen on {port} within {seconds}s")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float = 5) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+__all__ = ["ROOT", "free_port", "wait_until_listening"]
 
 
 @contextlib.contextmanager
 def daphne(
-    env: dict[str, str], port: int | None = None, log: Path | None = None
+    env: dict[str, str],
+    port: int | None = None,
+    log: Path | None = None,
+    options: Sequence[str] = (),
 ) -> Iterator[tuple[int, subprocess.Popen]]:
-    """Run `daphne chatsite.asgi:application` on 127.0.0.1 with this environment (its log
-    in the file `log`, if given)."""
+    """Run `daphne [options] chatsite.asgi:application` on 127.0.0.1 with this environment
+    (its log in the file `log`, if given)."""
     port = port or free_port()
-    full_env = {**os.environ, "CHATSITE_DEV": "1", **env}
-    # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would
-    # block it.
-    with log.open("w+b") if log is not None else tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = log or Path(tmp) / "worker.log"
+        proc = start(daphne_command(port, *options), {"CHATSITE_DEV": "1", **env}, out)
         try:
             try:
                 wait_until_listening(port, proc)
             except RuntimeError as exc:
-                out.seek(0)
-                tail = out.read()[-4000:].decode(errors="replace")
+                tail = out.read_text(errors="replace")[-4000:]
                 raise RuntimeError(f"{exc}\n{tail}") from None
             yield port, proc
         finally:
-            stop(proc)
+            end(proc)
 
 
 @dataclass
@@ -96,14 +62,15 @@ class Worker:
 
 
 @contextlib.contextmanager
-def sqlite_worker(**env: str) -> Iterator[Worker]:
+def sqlite_worker(options: Sequence[str] = (), **env: str) -> Iterator[Worker]:
     """One daphne worker on a new SQLite database (the in-process layer unless `env` names a
-    REDIS_URL), migrated, with its log kept beside the database; ended by PID."""
+    REDIS_URL), migrated, with its log kept beside the database; ended by PID. `options` go to
+    daphne (`--proxy-headers`, as behind nginx)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": "", **env}
         migrate(env)
         log = Path(tmp) / "worker.log"
-        with daphne(env, log=log) as (port, proc):
+        with daphne(env, log=log, options=options) as (port, proc):
             yield Worker(port, proc.pid, log)
 
 

@@ -22,17 +22,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+from deploy.workers import daphne_command, end, free_port, start, wait_until_listening
 from tests.conftest import TEST_REDIS_URL, port_open, require_redis
-from tests.servers import (
-    DAPHNE,
-    ROOT,
-    create_superuser,
-    free_port,
-    get,
-    migrate,
-    stop,
-    wait_until_listening,
-)
+from tests.servers import create_superuser, get, migrate
 from tests.wsclient import Account, Socket
 
 POSTGRES_URL = os.environ.get("CONTRACT_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -162,8 +154,7 @@ class Site:
 def running_site(backing: Backing, **env: str) -> Iterator[Site]:
     """Start two workers with `env` on top of the shared backing; end them by PID."""
     prefix = f"contract-{uuid.uuid4().hex[:8]}"
-    full_env = {
-        **os.environ,
+    worker_env = {
         "CHATSITE_DEV": "1",
         "DATABASE_URL": backing.database_url,
         "REDIS_URL": backing.redis_url,
@@ -179,17 +170,8 @@ def running_site(backing: Backing, **env: str) -> Iterator[Site]:
     site: Site | None = None
     try:
         for n, port in enumerate(ports, 1):
-            log = (backing.logs / f"{prefix}-worker{n}.log").open("wb")
-            procs.append(
-                subprocess.Popen(
-                    [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-                    cwd=ROOT,
-                    env=full_env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            log.close()
+            log = backing.logs / f"{prefix}-worker{n}.log"
+            procs.append(start(daphne_command(port), worker_env, log))
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for port, proc, url in zip(ports, procs, urls, strict=True):
             wait_until_listening(port, proc)
@@ -202,7 +184,7 @@ def running_site(backing: Backing, **env: str) -> Iterator[Site]:
             if proc.poll() is None:
                 proc.terminate()
         for proc in procs:
-            stop(proc)
+            end(proc)
         _forget_redis_keys(backing.redis_url, prefix, site)
 
 

@@ -12,25 +12,13 @@ minutes, in tests/accounts/test_throttle.py.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import (
-    DAPHNE,
-    ROOT,
-    create_superuser,
-    free_port,
-    fresh_worker,
-    migrate,
-    stop,
-    wait_until_listening,
-)
+from tests.servers import create_superuser, fresh_worker, sqlite_worker
 from tests.wsclient import PASSWORD, Account
 
 USERNAME_LIMIT = 10
@@ -75,23 +63,8 @@ def site(tmp_path: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def worker_behind_proxy() -> Iterator[str]:
     """A worker started as deploy/chatsite@.service starts it: daphne --proxy-headers."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"DATABASE_URL": f"sqlite:///{Path(tmp) / 'site.db'}", "REDIS_URL": ""}
-        migrate(env)
-        port = free_port()
-        proc = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--proxy-headers"]
-            + ["chatsite.asgi:application"],
-            cwd=ROOT,
-            env={**os.environ, "CHATSITE_DEV": "1", **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_listening(port, proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(proc)
+    with sqlite_worker(options=("--proxy-headers",)) as worker:
+        yield worker.base
 
 
 def test_ten_wrong_passwords_lock_the_username(site: str) -> None:
