@@ -11,8 +11,10 @@ debug off and a secret key. Only the TLS is left out (plain http on loopback).
     python -m deploy.cluster stop                  # make cluster-stop
     python -m deploy.cluster render-example        # rewrite deploy/nginx.conf
 
-The CLI and the tests (tests/cluster/) share the `Cluster` class. Every process it starts is
-recorded by PID in the run directory (run/cluster/ by default) and ended by that PID.
+The CLI and the tests (tests/cluster/) share the `Cluster` class. Its processes are supervisord's
+programs (a supervisord of the cluster's own, in the run directory, run/cluster/ by default):
+supervisord starts, signals and ends each by its PID, and reports them; this module writes its
+configuration and nginx's, prepares the database, and waits for what must answer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from deploy.workers import daphne_command, start
+from deploy.workers import daphne_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
@@ -204,9 +207,6 @@ class Cluster:
         self.run_dir = config.run_dir
         self.log_dir = self.run_dir / "logs"
         self.nginx_prefix = self.run_dir / "nginx"
-        # Children started by this process, so they can be reaped (a killed child stays a
-        # zombie, and so "alive", until its parent waits for it).
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # --- the services it needs --------------------------------------------------------------
 
@@ -336,123 +336,141 @@ class Cluster:
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
 
-    # --- processes --------------------------------------------------------------------------
+    # --- processes: supervisord's programs ---------------------------------------------------
 
-    def _pid_file(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
+    @property
+    def _socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
 
-    def _read_pid(self, name: str) -> int | None:
+    def supervisor_conf(self) -> str:
+        """supervisord's configuration: the workers, then nginx, none restarted by itself (a
+        fault test kills one and expects it to stay down). Workers stop before nginx: their
+        sockets close (4012) through it."""
+        # (name, command, priority): a lower priority starts first and stops last.
+        programs = [("nginx", [*self._nginx_base(), "-g", "daemon off;"], 1)]
+        for index in range(1, self.config.workers + 1):
+            port = self.config.worker_port(index)
+            # Client addresses from nginx's X-Forwarded-For (sign-in throttling and logs).
+            command = daphne_command(port, "--proxy-headers", host=self.config.host)
+            programs.append((f"worker-{index}", command, 10))
+        lines = [
+            "[supervisord]",
+            f"logfile={self.log_dir / 'supervisord.log'}",
+            f"pidfile={self.run_dir / 'supervisord.pid'}",
+            f"directory={BASE_DIR}",
+            "[unix_http_server]",
+            f"file={self._socket}",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "[supervisorctl]",
+            f"serverurl=unix://{self._socket}",
+        ]
+        for name, command, priority in programs:
+            lines += [
+                f"[program:{name}]",
+                f"command={shlex.join(command)}",
+                f"directory={BASE_DIR}",
+                "autostart=false",
+                "autorestart=false",
+                "startsecs=0",
+                f"stopwaitsecs={STOP_TIMEOUT_SECONDS:.0f}",
+                f"priority={priority}",
+                "redirect_stderr=true",
+                f"stdout_logfile={self.log_dir / name}.log",
+            ]
+        # supervisord reads `%` as the start of its own expansions.
+        return "\n".join(line.replace("%", "%%") for line in lines) + "\n"
+
+    def _supervisor(self) -> Any:
+        """supervisord's XML-RPC interface, over its socket."""
+        from xmlrpc.client import ServerProxy
+
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self._socket}")
+        return ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def _supervisor_running(self) -> bool:
         try:
-            return int(self._pid_file(name).read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+            return bool(self._supervisor().getState()["statename"] == "RUNNING")
+        except Exception:  # no socket, or no one behind it
+            return False
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start_supervisor(self) -> None:
+        """Start the cluster's supervisord (it runs on in the background) and wait for it."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # A session of its own: the cluster outlives `make cluster`, and a Ctrl-C in the
-        # terminal that started it does not reach the workers.
-        proc = start(args, self.worker_env(), self.log_dir / f"{name}.log", own_session=True)
-        self._children[proc.pid] = proc
-        self._pid_file(name).write_text(f"{proc.pid}\n")
-        return proc
+        conf = self.run_dir / "supervisord.conf"
+        conf.write_text(self.supervisor_conf())
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+            cwd=BASE_DIR,
+            env=self.worker_env(),
+            check=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._supervisor_running():
+            if time.monotonic() > deadline:
+                raise ClusterError(f"supervisord did not start; see {_show(self.log_dir)}/.")
+            time.sleep(0.1)
 
-    def _is_ours(self, pid: int, name: str) -> bool:
-        """Whether `pid` is still the process we recorded (PIDs are reused)."""
-        import psutil
+    def _pid(self, name: str) -> int | None:
+        if not self._supervisor_running():
+            return None
+        info = self._supervisor().getProcessInfo(name)
+        return int(info["pid"]) if info["statename"] == "RUNNING" and info["pid"] else None
 
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return False
-            cmdline = proc.cmdline()
-        except psutil.Error:
-            return False
-        if name == "nginx":
-            return proc.name() == "nginx" and str(self.run_dir) in " ".join(cmdline)
-        index = int(name.split("-")[1])
-        daphne = any(Path(part).name == "daphne" for part in cmdline)
-        return daphne and str(self.config.worker_port(index)) in cmdline
-
-    def _alive(self, name: str) -> int | None:
-        pid = self._read_pid(name)
-        if pid is not None and self._is_ours(pid, name):
-            return pid
-        return None
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        """Wait for `pid` to end (reaping our own children); True if it did."""
-        import psutil
-
-        proc = self._children.get(pid)
-        if proc is not None:
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            del self._children[pid]
-            return True
-        try:
-            psutil.Process(pid).wait(timeout)
-        except psutil.NoSuchProcess:
-            return True
-        except psutil.TimeoutExpired:
-            return False
-        return True
-
-    def _end(self, name: str, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """TERM the process recorded as `name`, KILL it after `timeout`, forget its PID."""
-        pid = self._alive(name)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not self._wait_exit(pid, timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                self._wait_exit(pid, 5)
-        else:
-            self._children.pop(self._read_pid(name) or -1, None)
-        self._pid_file(name).unlink(missing_ok=True)
+    def _wait_stopped(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._pid(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     @property
     def worker_pids(self) -> dict[int, int]:
         """Worker index (1-based) -> PID, for the workers that run."""
         pids = {}
         for index in range(1, self.config.workers + 1):
-            pid = self._alive(f"worker-{index}")
+            pid = self._pid(f"worker-{index}")
             if pid is not None:
                 pids[index] = pid
         return pids
 
     @property
     def nginx_pid(self) -> int | None:
-        return self._alive("nginx")
+        return self._pid("nginx")
 
     def start_worker(self, index: int, wait: bool = True) -> int:
         """Start worker `index` on its port; wait until its /healthz answers 200."""
         port = self.config.worker_port(index)
         if not _port_free(self.config.host, port):
             raise ClusterError(f"Port {self.config.host}:{port} is taken: is a cluster running?")
-        # Client addresses from nginx's X-Forwarded-For (sign-in throttling and logs).
-        proc = self._spawn(
-            f"worker-{index}", daphne_command(port, "--proxy-headers", host=self.config.host)
-        )
+        name = f"worker-{index}"
+        self._supervisor().startProcess(name, True)
         if wait:
-            self.wait_healthy(f"http://{self.config.host}:{port}/healthz", proc=proc)
-        return proc.pid
+            self.wait_healthy(f"http://{self.config.host}:{port}/healthz", program=name)
+        return self._pid(name) or 0
 
     def stop_worker(self, index: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """TERM worker `index` (it closes its sockets with 4012), KILL it after `timeout`."""
-        self._end(f"worker-{index}", timeout)
+        name = f"worker-{index}"
+        if self._pid(name) is None:
+            return
+        if timeout >= STOP_TIMEOUT_SECONDS:
+            self._supervisor().stopProcess(name, True)  # TERM, KILL after stopwaitsecs
+            return
+        self._supervisor().signalProcess(name, "TERM")
+        self._wait_stopped(name, timeout)
+        if self._pid(name) is not None:
+            self._supervisor().signalProcess(name, "KILL")
+            self._wait_stopped(name, 5)
 
     def kill_worker(self, index: int, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to worker `index` without waiting (SIGKILL: wait for it to be gone)."""
-        pid = self._alive(f"worker-{index}")
-        if pid is None:
+        name = f"worker-{index}"
+        if self._pid(name) is None:
             raise ClusterError(f"Worker {index} is not running.")
-        os.kill(pid, sig)
+        self._supervisor().signalProcess(name, signal.Signals(sig).name.removeprefix("SIG"))
         if sig == signal.SIGKILL:
-            self._wait_exit(pid, 5)
-            self._pid_file(f"worker-{index}").unlink(missing_ok=True)
+            self._wait_stopped(name, 5)
 
     def restart_worker(self, index: int, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
         """Stop worker `index` (TERM, then KILL after `timeout`), start it again, wait healthy."""
@@ -486,7 +504,7 @@ class Cluster:
             {
                 "generated": generated_by("python -m deploy.cluster start"),
                 "user": "nobody",
-                "pid_file": str(self._pid_file("nginx")),
+                "pid_file": str(self.run_dir / "nginx.pid"),
                 "error_log": str(self.log_dir / "nginx-error.log"),
                 "access_log": str(self.log_dir / "nginx-access.log"),
                 "mime_types": "/etc/nginx/mime.types",
@@ -510,27 +528,29 @@ class Cluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         conf = self.run_dir / "nginx.conf"
         conf.write_text(self.nginx_conf())
-        base = [nginx, "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr"]
+        base = self._nginx_base()
         test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)  # noqa: S603
         if test.returncode != 0:
             raise ClusterError(f"nginx rejects {_show(conf)}:\n{test.stderr}")
-        # Not a daemon: the PID we record is the master's, and nginx writes the same one.
-        return self._spawn("nginx", [*base, "-g", "daemon off;"]).pid
+        self._supervisor().startProcess("nginx", True)
+        return self._pid("nginx") or 0
+
+    def _nginx_base(self) -> list[str]:
+        """nginx with the cluster's prefix and configuration (not a daemon: supervisord's)."""
+        nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+        conf = self.run_dir / "nginx.conf"
+        return [nginx or "nginx", "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr"]
 
     def wait_healthy(
-        self,
-        url: str,
-        timeout: float = START_TIMEOUT_SECONDS,
-        proc: subprocess.Popen[bytes] | None = None,
+        self, url: str, timeout: float = START_TIMEOUT_SECONDS, program: str | None = None
     ) -> None:
-        """Poll `url` until it answers 200; fail early if `proc` exits."""
+        """Poll `url` until it answers 200; fail early if supervisord's `program` exits."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
+            if program is not None and self._pid(program) is None:
                 raise ClusterError(
-                    f"Process {proc.pid} exited with {proc.returncode} before {url} answered; "
-                    f"see {_show(self.log_dir)}/."
+                    f"{program} exited before {url} answered; see {_show(self.log_dir)}/."
                 )
             status, body = http_get(url, timeout=3)
             if status == 200:
@@ -553,13 +573,13 @@ class Cluster:
         self.config.save()
         self.prepare()
         try:
+            self.start_supervisor()
             for index in range(1, self.config.workers + 1):
                 self.start_worker(index, wait=False)
             for index in range(1, self.config.workers + 1):
                 port = self.config.worker_port(index)
                 self.wait_healthy(
-                    f"http://{self.config.host}:{port}/healthz",
-                    proc=self._children.get(self._read_pid(f"worker-{index}") or -1),
+                    f"http://{self.config.host}:{port}/healthz", program=f"worker-{index}"
                 )
             self.start_nginx()
             self.wait_healthy(f"{self.config.url}/healthz")
@@ -569,20 +589,24 @@ class Cluster:
 
     def running(self) -> list[str]:
         names = [f"worker-{i}" for i in range(1, self.config.workers + 1)] + ["nginx"]
-        return [name for name in names if self._alive(name) is not None]
+        return [name for name in names if self._pid(name) is not None]
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """End the workers (TERM, KILL after `timeout`), then nginx; all by recorded PID."""
-        pids = self.worker_pids
-        for pid in pids.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        # The workers close their sockets (4012) through nginx, so nginx goes last.
-        for index in pids:
-            self._end(f"worker-{index}", timeout)
+        """End the workers (TERM, KILL after `timeout`), then nginx, then supervisord."""
+        if not self._supervisor_running():
+            return
+        for index in self.worker_pids:
+            self._supervisor().signalProcess(f"worker-{index}", "TERM")
         for index in range(1, self.config.workers + 1):
-            self._pid_file(f"worker-{index}").unlink(missing_ok=True)
-        self._end("nginx", timeout)
+            self.stop_worker(index, timeout)
+        # The workers close their sockets (4012) through nginx, so nginx goes last.
+        pid_file = self.run_dir / "supervisord.pid"
+        supervisord = int(pid_file.read_text()) if pid_file.exists() else None
+        with contextlib.suppress(Exception):
+            self._supervisor().shutdown()
+        deadline = time.monotonic() + timeout + 5
+        while supervisord is not None and _alive(supervisord) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def describe(self) -> str:
         lines = [f"chatsite cluster at {self.config.url}/"]
@@ -596,7 +620,7 @@ class Cluster:
         lines += [
             f"  database  {self.config.database_url}",
             f"  redis     {self.config.redis_url}",
-            f"  run dir   {_show(self.run_dir)}/ (PIDs, logs/, nginx.conf, secret_key)",
+            f"  run dir   {_show(self.run_dir)}/ (supervisord.conf, logs/, nginx.conf, secret_key)",
         ]
         return "\n".join(lines)
 
@@ -613,6 +637,14 @@ def http_get(url: str, timeout: float = 5) -> tuple[int | None, str]:
         return exc.code, exc.read().decode(errors="replace")
     except (OSError, urllib.error.URLError) as exc:
         return None, str(exc)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _port_free(host: str, port: int) -> bool:
