@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cluster import (
-    EXAMPLES,
-    Cluster,
-    ClusterConfig,
-    docker_nginx_conf,
-    production_nginx_conf,
-)
+from deploy.cluster import Cluster, ClusterConfig
+from deploy.nginx import EXAMPLES, docker_nginx_conf, production_nginx_conf
 from tests.conftest import require
 
 from .conftest import nginx_available
