@@ -24,4 +24,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only python manage.py collects
 EXPOSE 8000
 # daphne gets SIGTERM on `docker stop`: the site closes its sockets with 4012 (reconnect
 # elsewhere) and exits. --proxy-headers: client addresses from nginx's X-Forwarded-For.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatsite.asgi:application"]
+# The endpoint string sets the listen queue (docs/deploy.md, "Crowds").
+CMD ["daphne", "-e", "tcp:8000:interface=0.0.0.0:backlog=4096", "--proxy-headers", "chatsite.asgi:application"]
