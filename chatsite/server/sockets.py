@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rooms.sockets import SCOPE_KEY, Broadcast
+from rooms.sockets import SCOPE_KEY, Broadcast, PlainSocket
 
 from . import crowds, lean_sockets, prepared_frames
 from .crowds import Slot
@@ -13,22 +13,13 @@ from .limits import BoundedWebSocketProtocol
 from .switch import fell_back, tuned
 
 
-class LimitedSocket:
+class LimitedSocket(PlainSocket):
     """A daphne socket with the limits of chatsite/server/limits.py, and no fast path."""
 
     __slots__ = ("protocol",)
 
     def __init__(self, protocol: BoundedWebSocketProtocol) -> None:
         self.protocol = protocol
-
-    def push(self, frame: Broadcast) -> bool:
-        return False
-
-    def handshake_over(self) -> None:
-        return None
-
-    def opened(self) -> None:
-        return None
 
     def frame_taken(self) -> None:
         self.protocol.frame_taken()
