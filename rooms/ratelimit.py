@@ -72,11 +72,42 @@ async def allow(user_id: int, budget: Budget | None = None) -> bool:
 
 async def wait_for(user_id: int, budget: Budget) -> None:
     """Take one token, waiting for it if the bucket is empty: a client asking faster waits
-    its turn (and holds nothing but its own request meanwhile) instead of being refused."""
-    while True:
-        if await allow(user_id, budget):
-            return
-        await asyncio.sleep(1 / budget.rate)
+    its turn (and holds nothing but its own request meanwhile) instead of being refused.
+
+    Of a user's requests waiting on one worker, only the first asks the bucket again; the rest
+    wait in line behind it. However many a user has waiting (sockets, HTTP requests), the
+    worker then asks Redis at most `rate` times a second for them.
+    """
+    if await allow(user_id, budget):
+        return
+    key = (budget.name, user_id)
+    line = _lines.get(key)
+    if line is None:
+        line = _lines[key] = _Line()
+    line.waiting += 1
+    try:
+        async with line.turn:
+            while True:
+                if await allow(user_id, budget):
+                    return
+                await asyncio.sleep(1 / budget.rate)
+    finally:
+        line.waiting -= 1
+        if not line.waiting:
+            del _lines[key]
+
+
+class _Line:
+    """The requests of one user waiting for one budget on this worker."""
+
+    __slots__ = ("turn", "waiting")
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Lock()
+        self.waiting = 0
+
+
+_lines: dict[tuple[str, int], _Line] = {}
 
 
 async def first_typing(user_id: int, room_id: int) -> bool:
@@ -99,12 +130,13 @@ _typing: dict[tuple[int, int], float] = {}
 # Past this many entries, entries that no longer matter are dropped (one user could otherwise
 # grow `_typing` by one entry per room and two seconds).
 _PRUNE_AT = 10_000
+_FULL_AFTER_SECONDS = 600
 
 
 def _take_local(key: tuple[str, int], budget: Budget, now: float) -> bool:
     if len(_buckets) > _PRUNE_AT:
-        full_after = budget.burst / budget.rate
-        for stale in [k for k, (_, ts) in _buckets.items() if now - ts > full_after]:
+        # Untouched this long, a bucket is full again (whatever its budget): forget it.
+        for stale in [k for k, (_, ts) in _buckets.items() if now - ts > _FULL_AFTER_SECONDS]:
             del _buckets[stale]
     tokens, ts = _buckets.get(key, (float(budget.burst), now))
     tokens = min(budget.burst, tokens + max(0.0, now - ts) * budget.rate)

@@ -3,16 +3,15 @@
 Measured with `python -m bench.memtrace` (docs/performance.md), an open daphne socket keeps:
 
 - the whole HTTP exchange it was upgraded from: Twisted's `HTTPChannel` stays registered as the
-  TCP transport's producer, and with it the `WebRequest`, its header objects and buffers;
+  TCP transport's producer, and with it the `WebRequest`, its header objects and buffers (the
+  socket limits let go of it, registering the socket itself: chatsite/server/limits.py);
 - the handshake once more in autobahn's protocol (the raw request, its headers parsed, the raw
   response) and in daphne's (the cleaned headers, which the scope shares);
 - an `asyncio.Queue` whose put-waiters and join event daphne never uses (the queue is unbounded
   and nobody joins it): two deques and an event per socket.
 
-`release_handshake` lets go of the first two once the socket is open; `trim_queue` shares the
-unused parts of the queue. Unregistering the channel as producer changes nothing else: the
-channel pauses its transport only between requests, and an upgraded connection's request never
-ends, so it never paused a WebSocket.
+`release_handshake` lets go of the second once the socket is open; `trim_queue` shares the
+unused parts of the queue.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ import asyncio
 import collections
 from typing import Any
 
-from twisted.web.http import HTTPChannel
-
 # Shared by every trimmed queue: with no size limit nobody waits to put, and nobody joins.
 _NO_PUTTERS: collections.deque[Any] = collections.deque(maxlen=0)
 _NEVER_JOINED = asyncio.Event()
@@ -30,15 +27,6 @@ _NEVER_JOINED = asyncio.Event()
 
 def release_handshake(socket: Any) -> None:
     """Let go of what an open daphne socket keeps of its handshake (the scope's headers too)."""
-    transport: Any = getattr(socket, "transport", None)
-    producer = getattr(transport, "producer", None)
-    channel = getattr(producer, "wrappedProtocol", producer)  # Twisted wraps the channel
-    if (
-        isinstance(channel, HTTPChannel)
-        and getattr(transport, "connected", False)
-        and not transport.disconnecting
-    ):
-        transport.unregisterProducer()
     socket.http_request_data = b""
     socket.http_response_data = ""
     socket.http_headers = {}
