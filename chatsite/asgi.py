@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, the chat consumer for /ws/chat/.
+"""ASGI entry point: Django for HTTP, the chat over /ws/chat/ and its HTTP stream /chat/stream/.
 
 Run with `daphne chatsite.asgi:application`. This is where the chat (rooms/) meets its server
 (chatsite/server/): the only module that knows both.
@@ -14,12 +14,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from chatsite import server  # noqa: E402
 from chatsite.server.sockets import ServerSocketMiddleware  # noqa: E402
+from chatsite.server.streams import ServerStreamMiddleware  # noqa: E402
 from chatsite.websocket_auth import SessionUserMiddleware  # noqa: E402
 from rooms.consumers import ChatConsumer  # noqa: E402
+from rooms.streams import StreamConsumer  # noqa: E402
 
 server.install()
 
@@ -29,9 +31,15 @@ websocket_urlpatterns = [
     path("ws/chat/", ServerSocketMiddleware(SessionUserMiddleware(ChatConsumer.as_asgi()))),
 ]
 
+http_urlpatterns = [
+    # The chat's HTTP fallback: one stream down (its POSTs up are Django views, rooms/urls.py).
+    path("chat/stream/", ServerStreamMiddleware(SessionUserMiddleware(StreamConsumer.as_asgi()))),
+    re_path(r"", django_asgi_app),
+]
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": URLRouter(http_urlpatterns),
         # Origin check first (host names of DJANGO_ALLOWED_HOSTS; a missing Origin is refused).
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }

@@ -365,6 +365,14 @@ CHAT = {
     "ROOMS_CREATED_PER_HOUR": env_int("CHATSITE_ROOMS_PER_HOUR", 20),
     # Members listed by name in `joined` and on a room's page.
     "MEMBERS_LISTED": 1000,
+    # The HTTP fallback (rooms/streams.py): a comment keeps an idle stream open this often;
+    # a POST carries at most this many frames and bytes, and a stream holds at most this many
+    # bytes of posted frames not yet handled (past it, 429).
+    "STREAM_KEEPALIVE_SECONDS": 10,
+    "STREAM_BATCH_FRAMES": 50,
+    "STREAM_POST_BYTES": 1024 * 1024,
+    # How long a POST waits for the worker holding its stream to take the frames.
+    "STREAM_ANSWER_SECONDS": 5,
 }
 
 # Sign-in limits (contract §4; docs/security.md has the table): this many failed sign-ins within

@@ -63,6 +63,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.session is not None:
             await self.session.end()
 
+    def hello_fields(self) -> dict[str, Any]:
+        return {}
+
     async def send_text(self, text: str) -> None:
         """The session's frames out (`Transport`)."""
         await self.base_send({"type": "websocket.send", "text": text})

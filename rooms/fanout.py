@@ -16,6 +16,9 @@ A layer message is `{"type": "hub.deliver", "items": [item, …]}`; an item is a
   applied before / after the frame is written,
 - `close`: a close code for the user's connections.
 Items of one message are applied in order, so `room_added` always precedes the first `message`.
+Other messages may be sent to one hub's own channel (`send_to`) and go to the handler registered
+for their type (`on`): that is how a stream's frames posted to any worker reach the worker
+holding it (rooms/streams.py).
 
 Every hub numbers what it sends (`origin`, `n`) and every `HUB_BEAT_SECONDS` says how far it got
 (a beat: `n` without items; it rides along with a broadcast queued at the same time). A receiving
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import signal
@@ -150,13 +154,26 @@ class Hub:
         self._resync: asyncio.Task[None] | None = None
         self._failed_sends = 0
         self._last_failure_log = -1e9
+        # Layer messages to this hub's own channel other than broadcasts, by type (a stream's
+        # frames posted through another worker, rooms/streams.py).
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def run_alongside(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `work()` for as long as the hub runs, once per name (presence's heartbeat)."""
         if all(task.get_name() != name for task in self._tasks):
-            self._tasks.append(self.loop.create_task(work(), name=name))
+            self._tasks.append(self._task(work(), name))
+
+    def on(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Call `handler` with each layer message of type `kind` sent to this hub's channel."""
+        self.handlers[kind] = handler
+
+    async def send_to(self, channel: str, message: dict[str, Any], seconds: float) -> None:
+        """Send one message to another worker's hub channel, waiting at most `seconds`."""
+        if self.layer is None:
+            raise ConnectionError("no channel layer")
+        await asyncio.wait_for(self.layer.send(channel, message), seconds)
 
     def connections(self) -> list[Connection]:
         """Every local connection."""
@@ -182,12 +199,18 @@ class Hub:
 
     def start(self) -> None:
         self._tasks = [
-            self.loop.create_task(self._receive_loop(), name="hub-receive"),
-            self.loop.create_task(self._send_loop(), name="hub-send"),
-            self.loop.create_task(self._refresh_loop(), name="hub-refresh"),
-            self.loop.create_task(self._beat_loop(), name="hub-beat"),
+            self._task(self._receive_loop(), "hub-receive"),
+            self._task(self._send_loop(), "hub-send"),
+            self._task(self._refresh_loop(), "hub-refresh"),
+            self._task(self._beat_loop(), "hub-beat"),
         ]
         self._wrap_sigterm()
+
+    def _task(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` for the worker, not for whoever started the hub: in a context of its own,
+        so a hub started by an HTTP request never uses that request's database thread after the
+        request is over."""
+        return self.loop.create_task(work, name=name, context=contextvars.Context())
 
     def _wrap_sigterm(self) -> None:
         """Drain before the server's own SIGTERM handler stops it (daphne does not drain)."""
@@ -279,6 +302,13 @@ class Hub:
                     # No timeout around receive: cancelling a channels-redis receive is not
                     # reliable (see stop()); the refresh loop renews the membership instead.
                     message = await self.layer.receive(self.channel)
+                    handler = self.handlers.get(message.get("type"))
+                    if handler is not None:
+                        try:
+                            handler(message)
+                        except Exception:
+                            logger.exception("a %s message failed", message.get("type"))
+                        continue
                     self._check_numbering(message)
                     await self.deliver(message.get("items", ()))
             except asyncio.CancelledError:

@@ -181,9 +181,15 @@ def room_payload(room: Room, *, viewer: Any = None, last_read: int | None = None
 # --- server frames: one builder each (tests/rooms/test_protocol.py holds the code to them) ---
 
 
-def hello(user: str, rooms: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first frame of every socket: the user and every room of theirs (`room_payload`)."""
-    return {"type": "hello", "user": user, "rooms": rooms}
+def hello(user: str, rooms: list[dict[str, Any]], **transport: Any) -> dict[str, Any]:
+    """The first frame of every connection: the user and every room of theirs (`room_payload`),
+    and what its transport adds (an HTTP stream's `stream`)."""
+    return {"type": "hello", "user": user, "rooms": rooms, **transport}
+
+
+def closed(code: int) -> dict[str, Any]:
+    """The last event of an HTTP stream: it ended as a socket closes with `code`."""
+    return {"type": "close", "code": code}
 
 
 def joined(

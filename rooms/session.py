@@ -2,8 +2,8 @@
 
 A `ChatSession` is the chat's side of a connection: it greets the user, parses client frames,
 calls services, writes replies, and is what the worker's Hub (rooms/fanout.py) delivers room
-events to. The transport beneath it (the WebSocket consumer of rooms/consumers.py today, an HTTP
-stream tomorrow) only moves text both ways: adding a transport adds no chat logic.
+events to. The transport beneath it (the WebSocket consumer of rooms/consumers.py, or the HTTP
+stream of rooms/streams.py) only moves text both ways: a transport adds no chat logic.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ class Transport(Protocol):
 
     async def close(self, code: int | None = None) -> None:
         """Close with this code; before `accept`, refuse (HTTP 403)."""
+        ...
+
+    def hello_fields(self) -> dict[str, Any]:
+        """What the transport adds to `hello` (an HTTP stream's ID)."""
         ...
 
 
@@ -162,6 +166,7 @@ class ChatSession:
                     protocol.room_payload(m.room, viewer=user, last_read=m.last_read)
                     for m in memberships
                 ],
+                **self.transport.hello_fields(),
             )
         )
         for m in memberships:

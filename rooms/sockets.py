@@ -1,9 +1,10 @@
-"""What the chat asks of the server beneath a WebSocket beyond ASGI; rooms/ imports no server.
+"""What the chat asks of the server beneath a connection beyond ASGI; rooms/ imports no server.
 
-The site's composition root (chatsite/asgi.py) gives each WebSocket a `ServerSocket` in its scope
-(under SCOPE_KEY). Under daphne it writes broadcasts framed once straight to the transport and
-bounds what a client may cost (chatsite/server/); anywhere else, the test communicators included,
-`PlainSocket` stands in and everything goes through ASGI.
+The site's composition root (chatsite/asgi.py) gives each WebSocket a `ServerSocket`, and each
+HTTP stream (rooms/streams.py) a `ServerStream`, in its scope (under SCOPE_KEY). Under daphne
+they write broadcasts framed once straight to the transport and bound what a client may cost
+(chatsite/server/); anywhere else, the test communicators included, `PlainSocket` and
+`PlainStream` stand in and everything goes through ASGI.
 """
 
 from __future__ import annotations
@@ -69,10 +70,43 @@ class PlainSocket:
         return None
 
 
+class ServerStream(ServerSocket, Protocol):
+    """An HTTP response streamed for as long as the connection lasts, as its server holds it."""
+
+    def admit(self, size: int) -> bool:
+        """Count `size` bytes about to be written; False past the backlog cap: the stream must
+        close (4013)."""
+        ...
+
+    def finishing(self, overflowed: bool) -> None:
+        """The response is about to end; `overflowed`: its client stopped reading, so drop the
+        connection if it still has not read the end a little later."""
+        ...
+
+
+class PlainStream(PlainSocket):
+    """ASGI only: writes are not counted."""
+
+    __slots__ = ()
+
+    def admit(self, size: int) -> bool:
+        return True
+
+    def finishing(self, overflowed: bool) -> None:
+        return None
+
+
 PLAIN = PlainSocket()
+PLAIN_STREAM = PlainStream()
 
 
 def server_socket(scope: dict[str, Any]) -> ServerSocket:
     """The scope's ServerSocket, or the plain one."""
     socket: ServerSocket = scope.get(SCOPE_KEY, PLAIN)
     return socket
+
+
+def server_stream(scope: dict[str, Any]) -> ServerStream:
+    """The scope's ServerStream, or the plain one."""
+    stream: ServerStream = scope.get(SCOPE_KEY, PLAIN_STREAM)
+    return stream

@@ -25,6 +25,7 @@ import pytest
 from deploy.workers import daphne_command, end, free_port, start, wait_until_listening
 from tests.conftest import TEST_REDIS_URL, port_open, require_redis
 from tests.servers import create_superuser, get, migrate
+from tests.streamclient import StreamTab
 from tests.wsclient import Account, Socket
 
 POSTGRES_URL = os.environ.get("CONTRACT_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -96,7 +97,16 @@ class Person:
         return self.account.username
 
     async def tab(self, worker: int) -> Socket:
-        sock = await self.account.open_socket(self.site.urls[worker - 1])
+        """A tab on worker n: a WebSocket, or on a stream site an HTTP stream whose POSTs go
+        through the other worker."""
+        sock: Socket
+        if self.site.transport == "stream":
+            sock = await StreamTab.connect(
+                self.account, self.site.urls[worker - 1], post_base=self.site.urls[2 - worker]
+            )
+            await sock.wait_for_hello()
+        else:
+            sock = await self.account.open_socket(self.site.urls[worker - 1])
         self.site.sockets.append(sock)
         return sock
 
@@ -114,6 +124,7 @@ class Site:
     urls: list[str]
     prefix: str
     backing: Backing
+    transport: str = "socket"  # or "stream": the HTTP fallback (contract §5)
     sockets: list[Socket] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
