@@ -141,6 +141,8 @@ class StreamTab(Socket):
         self.stream_id = ""
         self.closed_with: int | None = None
         self.statuses: list[int] = []  # of every POST, in order
+        self.post_upstreams: list[str] = []
+        self.upstream = ""  # behind the test cluster's nginx: the stream's worker
 
     @classmethod
     async def connect(
@@ -155,7 +157,9 @@ class StreamTab(Socket):
             raise StreamRefused(status)
         assert headers.get("content-type", "").startswith("text/event-stream"), headers
         events = EventReader(reader, headers.get("transfer-encoding") == "chunked")
-        return cls(events, writer, account, post_base or base)
+        tab = cls(events, writer, account, post_base or base)
+        tab.upstream = headers.get("x-chatsite-upstream", "")
+        return tab
 
     async def wait_for_hello(self, timeout: float = 5) -> Frame:
         """`hello`, kept (as `self.hello`) without the stream's ID, which goes to `stream_id`:
@@ -202,10 +206,12 @@ class StreamTab(Socket):
             request.add_header("X-CSRFToken", token)
         try:
             with account.opener.open(request, timeout=HTTP_TIMEOUT) as response:
-                status, raw = response.status, response.read()
+                status, raw, headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
+            status, raw, headers = exc.code, exc.read(), exc.headers
         self.statuses.append(status)
+        # Behind the test cluster's nginx: which worker took the POST.
+        self.post_upstreams.append(headers.get("X-Chatsite-Upstream", ""))
         try:
             return status, json.loads(raw)
         except ValueError:
