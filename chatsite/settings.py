@@ -366,8 +366,8 @@ CHAT = {
     # Members listed by name in `joined` and on a room's page.
     "MEMBERS_LISTED": 1000,
     # The HTTP fallback (rooms/streams.py): a comment keeps an idle stream open this often;
-    # a POST carries at most this many frames and bytes, and a stream holds at most this many
-    # bytes of posted frames not yet handled (past it, 429).
+    # a POST carries at most this many frames and bytes, and a stream holds at most two such
+    # batches of posted frames not yet handled (past them, 429).
     "STREAM_KEEPALIVE_SECONDS": 10,
     "STREAM_BATCH_FRAMES": 50,
     "STREAM_POST_BYTES": 1024 * 1024,

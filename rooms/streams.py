@@ -181,7 +181,11 @@ class StreamConsumer(AsyncHttpConsumer):
         if self.finished or self.session is None or self.session.closed:
             return GONE
         size = sum(len(frame) if frame is not None else 0 for frame in frames)
-        if self.inbox and self.inbox_bytes + size > LIMITS["STREAM_POST_BYTES"]:
+        if self.inbox and (
+            len(self.inbox) + len(frames) > 2 * LIMITS["STREAM_BATCH_FRAMES"]
+            or self.inbox_bytes + size > LIMITS["STREAM_POST_BYTES"]
+        ):
+            # Two batches waiting: the client posts faster than the session takes them.
             return BUSY
         self.inbox.extend(frames)
         self.inbox_bytes += size

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -37,11 +38,20 @@ class StreamEnded(Exception):
 
 
 async def open_stream(
-    base: str, cookie: str | None, origin: str | None = None, last_event_id: str | None = None
+    base: str, cookie: str | None, origin: str | None = None, receive_buffer: int | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[str, str]]:
-    """GET /chat/stream/ on `base`; the connection, the status and the response headers."""
+    """GET /chat/stream/ on `base`; the connection, the status and the response headers.
+
+    `receive_buffer`: the socket's kernel buffer, small for a client that reads nothing (what
+    the server sends then piles up on the server's side)."""
     url = urlparse(base)
-    reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
+    sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port or 80))
+    limit = receive_buffer or 2**16  # the StreamReader's own buffer
+    reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
     lines = [
         "GET /chat/stream/ HTTP/1.1",
         f"Host: {url.netloc}",
@@ -52,8 +62,6 @@ async def open_stream(
         lines.append(f"Cookie: {cookie}")
     if origin is not None:
         lines.append(f"Origin: {origin}")
-    if last_event_id is not None:
-        lines.append(f"Last-Event-ID: {last_event_id}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
     await writer.drain()
     status_line = await asyncio.wait_for(reader.readline(), HTTP_TIMEOUT)
@@ -146,11 +154,16 @@ class StreamTab(Socket):
 
     @classmethod
     async def connect(
-        cls, account: Account, base: str, post_base: str | None = None, origin: str | None = ""
+        cls,
+        account: Account,
+        base: str,
+        post_base: str | None = None,
+        origin: str | None = "",
+        receive_buffer: int | None = None,
     ) -> StreamTab:
         """Open the stream on `base` (Origin: `base` unless given; None sends none)."""
         reader, writer, status, headers = await open_stream(
-            base, account.cookie, base if origin == "" else origin
+            base, account.cookie, base if origin == "" else origin, receive_buffer
         )
         if status != 200:
             writer.close()
