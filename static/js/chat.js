@@ -1,8 +1,9 @@
-// The chat client: one socket per tab (connection.js), rooms kept in memory by `seq`, messages
-// echoed at once as "pending" and retried with the same `ref` until acked. The pages are
-// rendered by Django first; this module adopts what is on the page, then keeps it live. The
-// app's methods live in modules by concern (frames.js, sending.js, navigation.js, messages.js,
-// views.js); docs/client.md describes the behaviour, docs/protocol.md the frames.
+// The chat client: one connection per tab (connection.js, over a WebSocket or the HTTP
+// fallback), rooms kept in memory by `seq`, messages echoed at once as "pending" and retried
+// with the same `ref` until acked. The pages are rendered by Django first; this module adopts
+// what is on the page, then keeps it live. The app's methods live in modules by concern
+// (frames.js, sending.js, navigation.js, messages.js, views.js); docs/client.md describes the
+// behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
 import { MAX_BODY } from "./protocol.js";
@@ -364,10 +365,15 @@ class ChatApp {
       this.renderSidebar();
       this.forgetChanges();
     }
-    if (status.state === "open" && status.resumed) {
+    if (status.state === "open" && previous.state === "open") {
+      // Moved from the HTTP fallback back onto a socket, never offline: what was in flight on
+      // the stream goes again on the socket, under the same refs.
+      this.outbox.unsent();
+      this.forgetChanges();
+    } else if (status.state === "open" && status.resumed) {
       this.backUntil = Date.now() + BACK_BANNER_MS;
     }
-    if (previous.state !== status.state) {
+    if (previous.state !== status.state || previous.transport !== status.transport) {
       this.renderBanner();
       this.renderComposer();
     }

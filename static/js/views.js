@@ -303,9 +303,13 @@ export class Views {
     banner.dataset.state = kind;
     banner.hidden = !kind;
     if (connDot) {
+      // Which transport carries the chat is for the curious only: a word in the dot's title.
+      const fallback = this.status.transport === "stream";
       connDot.dataset.state = state;
+      connDot.dataset.transport = fallback ? "stream" : "socket";
+      const connected = fallback ? "Connected (HTTP fallback)" : "Connected";
       connDot.title =
-        state === "open" ? "Connected" : state === "closed" ? "Disconnected" : "Connecting…";
+        state === "open" ? connected : state === "closed" ? "Disconnected" : "Connecting…";
     }
   }
 }
