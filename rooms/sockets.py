@@ -15,14 +15,16 @@ SCOPE_KEY = "chat.server_socket"
 
 
 class Broadcast:
-    """One encoded server frame written to many sockets; the server may keep its wire form
-    (framed once for all of them) in `wire`."""
+    """One encoded server frame written to many connections; the server may keep its wire form
+    (framed once for all sockets) in `wire`, the HTTP stream its event (`rooms/streams.py`) in
+    `event`."""
 
-    __slots__ = ("text", "wire")
+    __slots__ = ("text", "wire", "event")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.wire: Any = None
+        self.event: bytes | None = None
 
 
 class ServerSocket(Protocol):
@@ -83,6 +85,11 @@ class ServerStream(ServerSocket, Protocol):
         connection if it still has not read the end a little later."""
         ...
 
+    def write_now(self, data: bytes) -> bool:
+        """Write part of the body at once if the server can (within the backlog cap); False:
+        send it through ASGI instead."""
+        ...
+
 
 class PlainStream(PlainSocket):
     """ASGI only: writes are not counted."""
@@ -94,6 +101,9 @@ class PlainStream(PlainSocket):
 
     def finishing(self, overflowed: bool) -> None:
         return None
+
+    def write_now(self, data: bytes) -> bool:
+        return False
 
 
 PLAIN = PlainSocket()

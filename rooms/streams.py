@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import secrets
 from collections import deque
@@ -33,7 +34,7 @@ from django.http import HttpRequest, JsonResponse
 
 from . import fanout, protocol
 from .session import ChatSession
-from .sockets import server_stream
+from .sockets import Broadcast, server_stream
 
 logger = logging.getLogger(__name__)
 LIMITS = settings.CHAT
@@ -54,6 +55,7 @@ DETAILS = {
 # This worker's open streams by token, and POSTs waiting for another worker's answer by id.
 _held: dict[str, StreamConsumer] = {}
 _waiting: dict[str, asyncio.Future[int]] = {}
+_event_ids = itertools.count(1)
 
 
 class StreamConsumer(AsyncHttpConsumer):
@@ -77,7 +79,6 @@ class StreamConsumer(AsyncHttpConsumer):
         self.accepted = False
         self.finished = False
         self.overflowed = False
-        self.events = 0
         # Posted frames not yet handled (None: one over MAX_FRAME_BYTES), and their size.
         self.inbox: deque[str | None] = deque()
         self.inbox_bytes = 0
@@ -102,7 +103,9 @@ class StreamConsumer(AsyncHttpConsumer):
             await self._refuse(403, b"Origin not allowed.")
             return
         user = self.scope.pop("user", None)
-        self.session = ChatSession(self, self.server, user, self.scope.get("session_key"))
+        # The stream is its session's transport and its ServerSocket too: a broadcast is one
+        # event, encoded once for every stream of the worker (`push`).
+        self.session = ChatSession(self, self, user, self.scope.get("session_key"))
         try:
             await self.session.open()
         finally:
@@ -139,9 +142,8 @@ class StreamConsumer(AsyncHttpConsumer):
         return {"stream": self.stream_id}
 
     async def send_text(self, text: str) -> None:
-        """One server frame as one event, numbered so an EventSource knows where it was."""
-        self.events += 1
-        await self._write(b"id: %d\ndata: %s\n\n" % (self.events, text.encode()))
+        """One server frame as one event."""
+        await self._write(_event(text))
 
     async def close(self, code: int | None = None) -> None:
         """End the stream with a `close` event; before `accept`, refuse it (403)."""
@@ -169,6 +171,28 @@ class StreamConsumer(AsyncHttpConsumer):
         self.finished = True
         self.server.finishing(False)
         await self.send_response(status, body, headers=[(b"content-type", b"text/plain")])
+
+    # --- the session's ServerSocket: what the server beneath offers ---------------------------
+
+    def push(self, frame: Broadcast) -> bool:
+        """Write a broadcast's event straight to the response if the server can."""
+        if self.finished:
+            return True
+        if frame.event is None:
+            frame.event = _event(frame.text)
+        return self.server.write_now(frame.event)
+
+    def handshake_over(self) -> None:
+        self.server.handshake_over()
+
+    def opened(self) -> None:
+        self.server.opened()
+
+    def frame_taken(self) -> None:
+        return None
+
+    async def wait_for_output(self) -> None:
+        await self.server.wait_for_output()
 
     async def keep_alive(self) -> None:
         """A comment: proxies see traffic on an idle stream and keep it open."""
@@ -207,6 +231,13 @@ class StreamConsumer(AsyncHttpConsumer):
                 continue
             self.inbox_bytes -= len(frame)
             await session.receive(frame)
+
+
+def _event(text: str) -> bytes:
+    """A server frame as one event. Its `id` (this worker's count of events) lets an
+    EventSource say where it was; a broadcast's event, and so its id, is the same on every
+    stream of the worker."""
+    return b"id: %d\ndata: %s\n\n" % (next(_event_ids), text.encode())
 
 
 def _origin_allowed(scope: dict[str, Any]) -> bool:

@@ -8,6 +8,9 @@ drained. Events written meanwhile count towards SOCKET_BACKLOG_BYTES, as for a W
 (limits.py); past it the stream ends with 4013 and the connection is dropped
 BACKLOG_CLOSE_SECONDS later if its client still has not read that far. The session waits for the
 buffer to drain before handling the stream's next posted frame (`wait_for_output`).
+
+With the server tuning on, a `TunedStream` also writes broadcasts straight to the response
+(`write_now`): a fast path, as for sockets (prepared_frames.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from daphne.http_protocol import WebRequest
 from django.conf import settings
 
 from rooms.sockets import SCOPE_KEY, PlainStream
+
+from .switch import fell_back, tuned
 
 LIMITS = settings.CHAT
 
@@ -91,6 +96,29 @@ class LimitedStream(PlainStream):
             reactor.callLater(LIMITS["BACKLOG_CLOSE_SECONDS"], _drop_if_connected, transport)
 
 
+class TunedStream(LimitedStream):
+    """With the fast path: a broadcast's event is written straight to the response, as daphne
+    would write it, without an ASGI message and daphne's dispatch per stream."""
+
+    __slots__ = ()
+
+    def write_now(self, data: bytes) -> bool:
+        request = self.request
+        if self.gone or request.finished or request.channel is None:
+            return True  # nobody to write to: the stream's end is on its way
+        if not request.startedWriting:
+            return False
+        if self.paused and self.backlog + len(data) > LIMITS["SOCKET_BACKLOG_BYTES"]:
+            return False  # over the cap: the ASGI path ends the stream with 4013
+        try:
+            self.admit(len(data))
+            request.write(data)
+        except Exception:
+            fell_back("an event could not be written straight to its stream")
+            return False
+        return True
+
+
 def _drop_if_connected(transport: Any) -> None:
     if getattr(transport, "connected", False):
         transport.abortConnection()
@@ -112,5 +140,5 @@ class ServerStreamMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         request = request_behind(send)
         if request is not None and request.channel is not None:
-            scope[SCOPE_KEY] = LimitedStream(request)
+            scope[SCOPE_KEY] = TunedStream(request) if tuned() else LimitedStream(request)
         return await self.inner(scope, receive, send)
