@@ -365,10 +365,12 @@ CHAT = {
     "ROOMS_CREATED_PER_HOUR": env_int("CHATSITE_ROOMS_PER_HOUR", 20),
     # Members listed by name in `joined` and on a room's page.
     "MEMBERS_LISTED": 1000,
-    # The HTTP fallback (rooms/streams.py): a comment keeps an idle stream open this often;
+    # The HTTP fallback (rooms/streams.py): a stream silent for this long gets a comment (so
+    # every stream hears from its worker at least every twice this) to keep proxies from
+    # closing it;
     # a POST carries at most this many frames and bytes, and a stream holds at most two such
     # batches of posted frames not yet handled (past them, 429).
-    "STREAM_KEEPALIVE_SECONDS": 10,
+    "STREAM_KEEPALIVE_SECONDS": 5,
     "STREAM_BATCH_FRAMES": 50,
     "STREAM_POST_BYTES": 1024 * 1024,
     # How long a POST waits for the worker holding its stream to take the frames.

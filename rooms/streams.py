@@ -21,10 +21,12 @@ import logging
 import secrets
 from collections import deque
 from functools import partial
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+from channels.auth import get_user
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
@@ -79,6 +81,7 @@ class StreamConsumer(AsyncHttpConsumer):
         self.accepted = False
         self.finished = False
         self.overflowed = False
+        self.busy = False  # written to since the last keep-alive round
         # Posted frames not yet handled (None: one over MAX_FRAME_BYTES), and their size.
         self.inbox: deque[str | None] = deque()
         self.inbox_bytes = 0
@@ -165,6 +168,7 @@ class StreamConsumer(AsyncHttpConsumer):
             self.overflowed = True
             await self.close(protocol.CLOSE_SLOW_READER)
             return
+        self.busy = True
         await self.send_body(data, more_body=True)
 
     async def _refuse(self, status: int, body: bytes) -> None:
@@ -180,6 +184,7 @@ class StreamConsumer(AsyncHttpConsumer):
             return True
         if frame.event is None:
             frame.event = _event(frame.text)
+        self.busy = True
         return self.server.write_now(frame.event)
 
     def handshake_over(self) -> None:
@@ -260,14 +265,16 @@ def _serve(hub: fanout.Hub) -> None:
 
 
 def _on_post(hub: fanout.Hub, message: dict[str, Any]) -> None:
-    status = _take(message["token"], message["user"], message["frames"])
+    # A task per POST, started in arrival order: each takes its frames before its first wait
+    # (unless its session must be looked up), so frames are queued in the order they came.
+    hub.loop.create_task(_answer(hub, message))
+
+
+async def _answer(hub: fanout.Hub, message: dict[str, Any]) -> None:
+    status = await _take(message["token"], message["session"], message["frames"])
     answer = {"type": ANSWER, "id": message["id"], "status": status}
-    hub.loop.create_task(_answer(hub, message["reply"], answer))
-
-
-async def _answer(hub: fanout.Hub, channel: str, answer: dict[str, Any]) -> None:
     try:
-        await hub.send_to(channel, answer, LIMITS["STREAM_ANSWER_SECONDS"])
+        await hub.send_to(message["reply"], answer, LIMITS["STREAM_ANSWER_SECONDS"])
     except Exception:
         logger.warning("could not answer a stream POST", exc_info=True)
 
@@ -278,27 +285,47 @@ def _answered(message: dict[str, Any]) -> None:
         waiting.set_result(int(message["status"]))
 
 
-def _take(token: str, user_id: int, frames: list[str | None]) -> int:
+async def _take(token: str, session_key: str, frames: list[str | None]) -> int:
+    """Queue posted frames for the stream if the POST's session may post to it.
+
+    A POST comes from the session that opened the stream, as a rule: then the keys match and
+    nothing is looked up. Only another session's POST costs a query, to compare its user.
+    """
     stream = _held.get(token)
     if stream is None or stream.session is None:
         return GONE
-    if stream.session.user_id != user_id:
+    if session_key != stream.session.session_key and (
+        await _user_of(session_key) != stream.session.user_id
+    ):
         return FORBIDDEN
     return stream.take(frames)
 
 
+async def _user_of(session_key: str) -> int | None:
+    """The pk of the session's signed-in user, if any."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = await get_user({"session": store})
+    return user.pk if user.is_authenticated else None
+
+
 async def _keep_alive() -> None:
+    """A comment to every stream that nothing was written to since the last round: whatever
+    happens, a stream hears from the worker at least every two rounds."""
     while True:
         await asyncio.sleep(LIMITS["STREAM_KEEPALIVE_SECONDS"])
         for stream in list(_held.values()):
+            if stream.busy:
+                stream.busy = False
+                continue
             try:
                 await stream.keep_alive()
             except Exception:
                 logger.debug("keep-alive to a closing stream failed", exc_info=True)
 
 
-async def hand_over(stream_id: str, user_id: int, frames: list[str | None]) -> int:
-    """Give posted frames to the stream, on whichever worker holds it; its status."""
+async def hand_over(stream_id: str, session_key: str, frames: list[str | None]) -> int:
+    """Give frames posted by a session to the stream, on whichever worker holds it; the
+    holder's status for them."""
     try:
         channel, token = signing.loads(stream_id, salt=SIGNING_SALT)
     except (signing.BadSignature, ValueError, TypeError):
@@ -308,7 +335,7 @@ async def hand_over(stream_id: str, user_id: int, frames: list[str | None]) -> i
         return UNAVAILABLE
     _serve(hub)
     if channel == (hub.channel or ""):
-        return _take(token, user_id, frames)
+        return await _take(token, session_key, frames)
     if not channel:
         return GONE  # a stream of a worker without a channel layer
     request_id = secrets.token_hex(8)
@@ -317,7 +344,7 @@ async def hand_over(stream_id: str, user_id: int, frames: list[str | None]) -> i
         message = {
             "type": POST,
             "token": token,
-            "user": user_id,
+            "session": session_key,
             "frames": frames,
             "reply": hub.channel,
             "id": request_id,
@@ -362,8 +389,11 @@ async def post(request: HttpRequest, stream_id: str) -> JsonResponse:
     stream's worker has them (the replies come on the stream)."""
     if request.method != "POST":
         return _error(405, "bad_request", "POST frames here; GET /chat/stream/ opens a stream.")
-    user = await request.auser()
-    if not user.is_authenticated:
+    # The session, not its user: the stream's worker compares it with the stream's own, so
+    # a POST costs no database query (Django would run one in a thread, and so a database
+    # connection, of the request's own).
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    if not session_key:
         return _error(FORBIDDEN, "forbidden", "Sign in first.")
     limit = LIMITS["STREAM_POST_BYTES"]
     try:
@@ -376,7 +406,7 @@ async def post(request: HttpRequest, stream_id: str) -> JsonResponse:
         frames = split(request.body)
     except BadBatch as exc:
         return _error(400, "bad_frame", str(exc))
-    status = await hand_over(stream_id, user.pk, frames)
+    status = await hand_over(stream_id, session_key, frames)
     if status == ACCEPTED:
         return JsonResponse({"accepted": len(frames)}, status=ACCEPTED)
     response = _error(status, *DETAILS[status])

@@ -10,9 +10,10 @@ Two kinds of additions (docs/performance.md and docs/security.md say what each b
   end), `prepared_frames.py` (a broadcast framed once, written straight to each socket),
   `lean_sockets.py` (what daphne keeps of a handshake, let go), `crowds.py` (a crowd of
   handshakes admitted in turn, autobahn's per-connection debug text made lazy) and
-  `streams.py`'s `TunedStream` (a broadcast's event written straight to each HTTP stream). Otherwise the
-  site runs on plain ASGI, and one WARNING at start says why. A fast path that fails at run time
-  falls back to the plain path for that write and says so once per cause (`switch.py`).
+  `streams.py`'s `TunedStream` (a broadcast's event written straight to each HTTP stream).
+  Otherwise the site runs on plain ASGI, and one WARNING at start says why. A fast path that
+  fails at run time falls back to the plain path for that write and says so once per cause
+  (`switch.py`).
 
 `sockets.py` hands each WebSocket the `ServerSocket` that rooms/ talks to (rooms/sockets.py),
 `streams.py` each HTTP stream its `ServerStream`, with the stream's output limit.

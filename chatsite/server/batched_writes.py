@@ -20,6 +20,7 @@ from twisted.internet import tcp
 from .switch import fell_back
 
 _twisted_write = tcp.Connection.write
+_twisted_write_sequence = tcp.Connection.writeSequence
 
 
 def _write(self: Any, data: bytes) -> None:
@@ -43,6 +44,17 @@ def _write(self: Any, data: bytes) -> None:
         loop.call_soon(_flush, self)  # type: ignore[union-attr] # not plain: daphne's loop
 
 
+def _write_sequence(self: Any, iovec: Any) -> None:
+    """Several pieces at once (HTTP's chunked writes: the chat's event streams) take the same
+    path as one write."""
+    try:
+        data = b"".join(iovec)
+    except TypeError:
+        _twisted_write_sequence(self, iovec)  # Twisted's own error for what is not bytes
+        return
+    _write(self, data)
+
+
 def _flush(self: Any) -> None:
     if not self.connected or self.disconnecting or not self._tempDataBuffer:
         return  # closed meanwhile, or loseConnection() took over the buffer
@@ -54,5 +66,6 @@ def _flush(self: Any) -> None:
 
 
 def install() -> None:
-    """Patch twisted.internet.tcp.Connection.write (idempotent)."""
+    """Patch twisted.internet.tcp.Connection.write and writeSequence (idempotent)."""
     tcp.Connection.write = _write  # type: ignore[method-assign]
+    tcp.Connection.writeSequence = _write_sequence  # type: ignore[method-assign]
