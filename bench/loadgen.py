@@ -1,18 +1,24 @@
-"""WebSocket clients that speak /ws/chat/, in one or more processes, and what they measured.
+"""Chat clients in one or more processes, over /ws/chat/ or the HTTP fallback, and what they
+measured.
 
-A `LoadGenerator` spreads sockets over client processes (or runs them in the calling process
+A `LoadGenerator` spreads clients over client processes (or runs them in the calling process
 with `processes=0`, as the CI guard does) and over the given ws URLs, so it can target one
-worker, several, or a load balancer. Each socket carries a signed-in session cookie and an
-allowed `Origin`, joins its room with `{"type": "join"}` and, if it is a sender, sends
-`{"type": "send", "ref": …}` at its share of a fixed total rate (open loop: sends do not wait
-for acks). Every `message` event a socket receives is a delivery; its `ref` carries the step,
-the sending process and the sender's CLOCK_MONOTONIC time in nanoseconds, which every process on
-the machine shares, so the receiving process computes the latency itself:
+worker, several, or a load balancer. A client is a WebSocket (`ChatSocket`) or, for a share of
+them (`plan(stream_share=…)`), an HTTP stream (`ChatStream`: `GET /chat/stream/` read as
+Server-Sent Events, its frames POSTed to `/chat/stream/<ID>/` over a kept-alive connection of
+its own). Each carries a signed-in session cookie and an allowed `Origin`, joins its room with
+`{"type": "join"}` and, if it is a sender, sends `{"type": "send", "ref": …}` at its share of a
+fixed total rate (open loop: sends do not wait for acks). Every `message` event a client
+receives is a delivery; its `ref` carries the step, the sending process and the sender's
+CLOCK_MONOTONIC time in nanoseconds, which every process on the machine shares, so the
+receiving process computes the latency itself:
 
     ref = "b<step>.<process>.<n>.<monotonic_ns at send>"
 
 A step's deliveries expected are, for each message acked (or delivered at least once), the
-number of sockets that joined its room; lost = expected − delivered within the drain window.
+number of clients that joined its room; lost = expected − delivered within the drain window.
+Latencies are kept by the receiving client's transport, and the sender's own `ack` gives the
+way up (send → stored → ack) by the sending client's transport.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -49,16 +56,23 @@ REPLY_TIMEOUT = 30.0
 CALL_TIMEOUT = 900.0  # one command to a client process, at most
 BODY = "load test message " * 4
 CLEAN_P99_MS = 250.0  # a step is clean with nothing lost and p99 under this
+# The two transports of the chat (contract §4 and §5).
+WEBSOCKET, STREAM = "websocket", "stream"
+TRANSPORTS = (WEBSOCKET, STREAM)
+STREAM_BATCH_FRAMES = 50  # frames per POST, at most (the contract's limit)
 
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """One socket to open: where, as whom, which room to join, whether it sends."""
+    """One client to open: where, as whom, which room to join, whether it sends, and over
+    which transport (a stream POSTs its frames to `post_url`, by default `url`'s worker)."""
 
     url: str
     session_key: str
     room: str | None = None
     sender: bool = False
+    transport: str = WEBSOCKET
+    post_url: str = ""
 
 
 def origin_of(ws_url: str) -> str:
@@ -83,6 +97,8 @@ class ChatSocket(asyncio.Protocol):
     Frames are handled in `data_received`, without a task or a future per message, so a
     client process spends its CPU on reading deliveries, not on waking coroutines.
     """
+
+    kind = WEBSOCKET
 
     def __init__(self, worker: ClientWorker, spec: ClientSpec) -> None:
         self.worker = worker
@@ -208,20 +224,349 @@ class ChatSocket(asyncio.Protocol):
                 future.set_exception(ConnectionError("socket closed"))
 
 
+class Dechunker:
+    """The body of a chunked HTTP/1.1 response (RFC 9112 §7.1), as it arrives."""
+
+    __slots__ = ("raw", "left", "crlf", "ended")
+
+    def __init__(self) -> None:
+        self.raw = bytearray()
+        self.left = 0  # bytes of the current chunk still to come
+        self.crlf = 0  # bytes of the CRLF after it still to skip
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The body bytes in `data` (and in what came before it, unparsed)."""
+        raw = self.raw
+        raw += data
+        out = bytearray()
+        while raw and not self.ended:
+            if self.crlf:
+                skip = min(self.crlf, len(raw))
+                del raw[:skip]
+                self.crlf -= skip
+            elif self.left:
+                take = min(self.left, len(raw))
+                out += raw[:take]
+                del raw[:take]
+                self.left -= take
+                if not self.left:
+                    self.crlf = 2
+            else:
+                end = raw.find(b"\r\n")
+                if end < 0:
+                    break
+                self.left = int(bytes(raw[:end]).split(b";", 1)[0], 16)
+                del raw[: end + 2]
+                if not self.left:
+                    self.ended = True  # the last chunk; trailers are not read
+        return bytes(out)
+
+
+class StreamRefused(ConnectionError):
+    """`GET /chat/stream/` answered another status than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"GET /chat/stream/ answered {status}")
+        self.status = status
+
+
+def failure_name(exc: BaseException) -> str:
+    """How a client that could not open is counted: the error's type, with the HTTP status of
+    a refused handshake or stream (`InvalidStatus 503`)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(exc, "status", None)
+    return f"{type(exc).__name__} {status}" if status else type(exc).__name__
+
+
+def response_head(raw: bytes) -> tuple[int, dict[str, str]]:
+    """An HTTP/1.1 response's status and headers (lower-case names) from its head."""
+    lines = raw.decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+class ChatStream(asyncio.Protocol):
+    """One client on the HTTP fallback (contract §5), with the interface of `ChatSocket`.
+
+    This protocol reads `GET /chat/stream/`: a chunked body of Server-Sent Events, each event's
+    `data:` a server frame handed to the worker as a WebSocket's frame is. Frames to send go to
+    a `StreamPosts` connection of the client's own, kept alive, one POST in flight at a time;
+    frames queued meanwhile go together in the next POST, as a JSON array.
+    """
+
+    kind = STREAM
+
+    def __init__(self, worker: ClientWorker, spec: ClientSpec) -> None:
+        self.worker = worker
+        self.spec = spec
+        self.origin = origin_of(spec.url)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.hello: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.joined = False
+        self.closing = False
+        self.stream_id = ""
+        # A browser's csrftoken cookie: Django accepts any well-formed secret the client holds,
+        # as long as the X-CSRFToken header repeats it.
+        self.csrf = secrets.token_hex(16)
+        self.posts: StreamPosts | None = None
+        self.outbox: list[bytes] = []  # frames not yet posted
+        self._connecting = False
+        self._head = b""
+        self._headers_done = False
+        self._body: Dechunker | None = None
+        self._events = bytearray()
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.closing and bool(self.stream_id)
+
+    # --- asyncio.Protocol: the stream ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        host = urlsplit(self.spec.url).netloc
+        self.transport.write(
+            (
+                f"GET /chat/stream/ HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+                f"Cookie: sessionid={self.spec.session_key}\r\nOrigin: {self.origin}\r\n"
+                "User-Agent: chatsite-bench\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if not self._headers_done:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status, headers = response_head(self._head[:end])
+            data, self._head = self._head[end + 4 :], b""
+            self._headers_done = True
+            if status != 200:
+                self._fail(StreamRefused(status))
+                self.closing = True
+                self.transport.abort()  # type: ignore[union-attr]
+                return
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                self._body = Dechunker()
+        body = self._body.feed(data) if self._body is not None else data
+        events = self._events
+        events += body
+        on_frame = self.worker.on_frame
+        while (end := events.find(b"\n\n")) >= 0:
+            block = bytes(events[:end])
+            del events[: end + 2]
+            at = block.find(b"data:")
+            if at >= 0:  # else a comment (`: keep-alive`)
+                on_frame(self, block[at + 5 :])
+        if self._body is not None and self._body.ended and self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            self.worker.closes["1006"] += 1
+        self.closing = True
+        self._fail(exc or ConnectionError("stream ended"))
+        if self.posts is not None and self.posts.transport is not None:
+            self.posts.transport.abort()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # --- what the worker calls ----------------------------------------------------------------
+
+    def greeted(self, hello: dict[str, Any]) -> None:
+        self.stream_id = hello.get("stream", "")
+
+    def ended(self, code: int) -> None:
+        """The stream's `close` event: it ends as a socket closes with `code`."""
+        if not self.closing:
+            self.closing = True
+            self.worker.closes[str(code)] += 1
+
+    def send_text(self, text: bytes) -> bool:
+        if not self.is_open:
+            return False
+        self.outbox.append(text)
+        self.post_next()
+        return True
+
+    async def request(self, frame: dict[str, Any], ref: str) -> dict[str, Any]:
+        """Send a frame with `ref` and wait for the reply that echoes it (on the stream)."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[ref] = future
+        try:
+            if not self.send_text(orjson.dumps({**frame, "ref": ref})):
+                raise ConnectionError("stream closed")
+            return await asyncio.wait_for(future, REPLY_TIMEOUT)
+        finally:
+            self.pending.pop(ref, None)
+
+    async def open_posts(self) -> None:
+        """Open the connection the frames are POSTed over (again, after the server closed it)."""
+        if self._connecting:
+            return
+        self._connecting = True
+        try:
+            parts = urlsplit(self.spec.post_url or self.spec.url)
+            posts = StreamPosts(self)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(
+                    lambda: posts, parts.hostname, parts.port or 80
+                ),
+                OPEN_TIMEOUT,
+            )
+            self.posts = posts
+        finally:
+            self._connecting = False
+        self.post_next()
+
+    def post_next(self) -> None:
+        """POST what waits, unless a POST is in flight (its answer calls this again)."""
+        posts = self.posts
+        if not self.outbox or self.closing:
+            return
+        if posts is None or posts.transport is None or posts.transport.is_closing():
+            if not self._connecting:
+                self.posts = None
+                task = asyncio.get_running_loop().create_task(self.open_posts())
+                self.worker.background(task)
+            return
+        if posts.in_flight:
+            return
+        batch = self.outbox[:STREAM_BATCH_FRAMES]
+        del self.outbox[:STREAM_BATCH_FRAMES]
+        posts.post(batch)
+
+    async def close(self) -> None:
+        """Leave, as a closed tab does: drop both connections."""
+        self.closing = True
+        if self.posts is not None and self.posts.transport is not None:
+            self.posts.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.hello.done():
+            self.hello.set_exception(exc)
+            self.hello.exception()
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("stream closed"))
+
+
+class StreamPosts(asyncio.Protocol):
+    """The kept-alive HTTP/1.1 connection a `ChatStream` POSTs its frames over, as a browser's
+    fetch() sends them: session cookie, CSRF token, Origin; `202` expected, the replies come on
+    the stream."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        self.stream = stream
+        self.transport: asyncio.Transport | None = None
+        self.in_flight: list[bytes] = []
+        spec = stream.spec
+        parts = urlsplit(spec.post_url or spec.url)
+        self.head = (
+            f"POST /chat/stream/{stream.stream_id}/ HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Cookie: sessionid={spec.session_key}; csrftoken={stream.csrf}\r\n"
+            f"X-CSRFToken: {stream.csrf}\r\nOrigin: {origin_of(parts.geturl())}\r\n"
+            "Content-Type: application/json\r\nUser-Agent: chatsite-bench\r\n"
+        ).encode()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._raw = b""
+        self._status = 0
+        self._length: int | None = None  # of the answer's body; None: chunked
+        self._chunks: Dechunker | None = None
+        self._close_after = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def post(self, batch: list[bytes]) -> None:
+        body = batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]"
+        self.in_flight = batch
+        assert self.transport is not None
+        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+
+    def data_received(self, data: bytes) -> None:
+        self._raw += data
+        if not self._status:
+            end = self._raw.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self._status, headers = response_head(self._raw[:end])
+            self._raw = self._raw[end + 4 :]
+            self._close_after = headers.get("connection", "").lower() == "close"
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                self._chunks = Dechunker()
+            else:
+                self._length = int(headers.get("content-length") or 0)
+        if self._chunks is not None:
+            self._chunks.feed(self._raw)
+            self._raw = b""
+            if not self._chunks.ended:
+                return
+        elif self._length is not None and len(self._raw) < self._length:
+            return
+        self._answered()
+
+    def _answered(self) -> None:
+        status, close_after = self._status, self._close_after
+        self._reset()
+        batch, self.in_flight = self.in_flight, []
+        stream = self.stream
+        if close_after and self.transport is not None:
+            self.transport.close()
+        if status == 202:
+            stream.post_next()
+            return
+        stream.worker.errors[f"post_{status}"] += 1
+        if status in (429, 503):
+            # Not taken: posted again after the Retry-After of a second.
+            stream.outbox[:0] = batch
+            asyncio.get_running_loop().call_later(1.0, stream.post_next)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A POST the server never answered is posted again: every frame carries a ref, so
+        # nothing is stored twice.
+        self.transport = None
+        if self.in_flight:
+            self.stream.outbox[:0] = self.in_flight
+            self.in_flight = []
+        if self.stream.posts is self:
+            self.stream.posts = None
+        self.stream.post_next()
+
+
+Client = ChatSocket | ChatStream
+
+
 class ClientWorker:
-    """The sockets of one client process; every public coroutine is a command of the pool."""
+    """The clients of one client process; every public coroutine is a command of the pool."""
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.sockets: list[ChatSocket] = []
+        self.sockets: list[Client] = []
         self.counts: dict[str, int] = {}
-        self.latencies_us: list[int] = []
+        # Delivery latencies by the receiver's transport; ack latencies by the sender's.
+        self.latencies_us: dict[str, list[int]] = {kind: [] for kind in TRANSPORTS}
+        self.ack_us: dict[str, list[int]] = {kind: [] for kind in TRANSPORTS}
         self.last_ns = 0
         self.acked: set[str] = set()
         self.errors: Counter[str] = Counter()
         self.others: Counter[str] = Counter()
         self.closes: Counter[str] = Counter()
         self.received = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -244,7 +589,7 @@ class ClientWorker:
                         sock = await self._open(spec)
                     except Exception as exc:
                         if attempt == attempts - 1:
-                            failures[type(exc).__name__] += 1
+                            failures[failure_name(exc)] += 1
                             return
                         await asyncio.sleep(0.2 * (attempt + 1))
                         continue
@@ -261,12 +606,20 @@ class ClientWorker:
             "times": times,
         }
 
-    async def join(self) -> dict[str, Any]:
-        """Join each socket's room; returns how many sockets joined each room."""
+    async def join(self, members: bool = False) -> dict[str, Any]:
+        """Join each client's room; returns how many clients joined each room (in all and by
+        transport). `members`: the users are members already (seeded so), and a client whose
+        `hello` lists its room counts as joined without asking."""
         gate = asyncio.Semaphore(JOIN_CONCURRENCY)
         failures: Counter[str] = Counter()
 
-        async def join_one(n: int, sock: ChatSocket) -> None:
+        async def join_one(n: int, sock: Client) -> None:
+            if members:
+                rooms = sock.hello.result()["rooms"]
+                sock.joined = any(room["slug"] == sock.spec.room for room in rooms)
+                if not sock.joined:
+                    failures["not_a_member"] += 1
+                return
             async with gate:
                 try:
                     reply = await sock.request(
@@ -285,8 +638,13 @@ class ClientWorker:
             *(join_one(n, s) for n, s in enumerate(self.sockets) if s.spec.room is not None)
         )
         rooms = Counter(s.spec.room for s in self.sockets if s.joined)
+        by_transport = {
+            kind: dict(Counter(s.spec.room for s in self.sockets if s.joined and s.kind == kind))
+            for kind in TRANSPORTS
+        }
         return {
             "rooms": dict(rooms),
+            "by_transport": by_transport,
             "failed": dict(failures),
             "seconds": time.monotonic() - started,
         }
@@ -326,6 +684,7 @@ class ClientWorker:
         result = {
             "counts": self.counts,
             "latencies_us": self.latencies_us,
+            "ack_us": self.ack_us,
             "last_ns": self.last_ns,
             "acked": sorted(self.acked),
             "errors": dict(self.errors),
@@ -333,18 +692,24 @@ class ClientWorker:
             "closes": dict(self.closes),
             "open": sum(1 for s in self.sockets if s.is_open),
         }
-        self.counts, self.latencies_us, self.acked = {}, [], set()
+        self.counts, self.acked = {}, set()
+        self.latencies_us = {kind: [] for kind in TRANSPORTS}
+        self.ack_us = {kind: [] for kind in TRANSPORTS}
         self.errors, self.others, self.closes = Counter(), Counter(), Counter()
         self.last_ns = 0
         self.received = 0
         return result
 
     async def close(self) -> dict[str, Any]:
-        """Close every socket with code 1000."""
+        """Close every client (the last command: the process ends after it)."""
+        return await self.disconnect()
+
+    async def disconnect(self) -> dict[str, Any]:
+        """Close every socket with code 1000 and drop every stream; the process stays."""
         started = time.monotonic()
         gate = asyncio.Semaphore(256)
 
-        async def close_one(sock: ChatSocket) -> None:
+        async def close_one(sock: Client) -> None:
             async with gate:
                 with contextlib.suppress(Exception):
                     await sock.close()
@@ -354,9 +719,9 @@ class ClientWorker:
         self.sockets = []
         return {"closed": count, "seconds": time.monotonic() - started}
 
-    # --- what the sockets call ----------------------------------------------------------------
+    # --- what the clients call ----------------------------------------------------------------
 
-    def on_frame(self, sock: ChatSocket, raw: bytes) -> None:
+    def on_frame(self, sock: Client, raw: bytes) -> None:
         """One server frame; the hot path is a `message` with a bench ref."""
         now = time.monotonic_ns()
         event = orjson.loads(raw)
@@ -365,13 +730,15 @@ class ClientWorker:
             ref = event["message"].get("ref")
             if ref and ref[0] == "b":
                 self.counts[ref] = self.counts.get(ref, 0) + 1
-                self.latencies_us.append((now - int(ref.rsplit(".", 1)[1])) // 1000)
+                self.latencies_us[sock.kind].append((now - int(ref.rsplit(".", 1)[1])) // 1000)
                 self.received += 1
                 self.last_ns = now
             return
         ref = event.get("ref")
         if kind == "ack":
             self.acked.add(ref)
+            if ref and ref[0] == "b":
+                self.ack_us[sock.kind].append((now - int(ref.rsplit(".", 1)[1])) // 1000)
             return
         if ref is not None:
             future = sock.pending.get(ref)
@@ -380,40 +747,56 @@ class ClientWorker:
         if kind == "error":
             self.errors[str(event.get("code"))] += 1
         elif kind == "hello":
+            if isinstance(sock, ChatStream):
+                sock.greeted(event)
             if not sock.hello.done():
                 sock.hello.set_result(event)
+        elif kind == "close" and isinstance(sock, ChatStream):
+            sock.ended(int(event.get("code") or 1006))
         else:
             self.others[str(kind)] += 1
 
+    def background(self, task: asyncio.Task[None]) -> None:
+        """Keep a task of a client's own (a stream reopening its POST connection) alive."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # --- internals ----------------------------------------------------------------------------
 
-    def _senders(self) -> list[ChatSocket]:
-        """Sender sockets, interleaved by room so consecutive sends go to different rooms."""
-        by_room: dict[str, list[ChatSocket]] = defaultdict(list)
+    def _senders(self) -> list[Client]:
+        """Sender clients, interleaved by room so consecutive sends go to different rooms."""
+        by_room: dict[str, list[Client]] = defaultdict(list)
         for sock in self.sockets:
             if sock.spec.sender and sock.joined and sock.spec.room:
                 by_room[sock.spec.room].append(sock)
         columns = [by_room[room] for room in sorted(by_room)]
-        order: list[ChatSocket] = []
+        order: list[Client] = []
         for i in range(max((len(c) for c in columns), default=0)):
             order.extend(column[i] for column in columns if i < len(column))
         return order
 
-    async def _open(self, spec: ClientSpec) -> ChatSocket:
-        """Connect, send the handshake with the session cookie and Origin, wait for `hello`."""
+    async def _open(self, spec: ClientSpec) -> Client:
+        """Connect, send the handshake (or the stream's GET) with the session cookie and Origin,
+        wait for `hello`; a stream then opens its connection for POSTs."""
         parts = urlsplit(spec.url)
         loop = asyncio.get_running_loop()
-        sock = ChatSocket(self, spec)
+        sock: Client = (
+            ChatStream(self, spec) if spec.transport == STREAM else ChatSocket(self, spec)
+        )
         try:
             await asyncio.wait_for(
                 loop.create_connection(lambda: sock, parts.hostname, parts.port or 80),
                 OPEN_TIMEOUT,
             )
             await asyncio.wait_for(asyncio.shield(sock.hello), OPEN_TIMEOUT)
+            if isinstance(sock, ChatStream):
+                await sock.open_posts()
         except BaseException:
             sock.closing = True
-            if sock.transport is not None:
-                sock.transport.abort()
+            posts = sock.posts if isinstance(sock, ChatStream) else None
+            for transport in (sock.transport, posts.transport if posts else None):
+                if transport is not None:
+                    transport.abort()
             raise
         return sock
 
@@ -522,6 +905,25 @@ class ConnectReport:
 
 
 @dataclass
+class TransportFigures:
+    """A step as the clients of one transport saw it: the deliveries they received, and the
+    acks their own sends got (send → stored → ack, the way up)."""
+
+    clients: int
+    expected: int
+    delivered: int
+    lost: int
+    delivered_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    acks: int
+    ack_p50_ms: float
+    ack_p99_ms: float
+
+
+@dataclass
 class StepResult:
     """One load step: offered load, what arrived, how late, and what it cost the server."""
 
@@ -545,8 +947,11 @@ class StepResult:
     clients: Usage | None = None
     proxy: Usage | None = None
     redis_cpu_percent: float | None = None
+    postgres_cpu_percent: float | None = None  # when the LoadGenerator was asked to measure it
     # Redis restarted during the step (another program did it: the bench never does).
     redis_restarted: bool = False
+    # With clients of both transports, the step seen by each (`TransportFigures`).
+    transports: dict[str, dict[str, float]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -559,6 +964,7 @@ class StepResult:
         if self.server is None:
             return 0.0
         ours = self.server.total_cpu_percent + (self.redis_cpu_percent or 0.0)
+        ours += self.postgres_cpu_percent or 0.0
         for usage in (self.clients, self.proxy):
             if usage is not None:
                 ours += usage.total_cpu_percent
@@ -587,6 +993,7 @@ class LoadGenerator:
         server_pids: Sequence[int] = (),
         proxy_pids: Sequence[int] = (),
         redis_url: str | None = None,
+        postgres: bool = False,
     ) -> None:
         if not ws_urls:
             raise ValueError("no target URL")
@@ -597,8 +1004,10 @@ class LoadGenerator:
         self.server_pids = list(server_pids)
         self.proxy_pids = list(proxy_pids)
         self.redis_url = redis_url
+        self.postgres = postgres  # measure the local PostgreSQL server's CPU in each step
         self.handles: list[_Handle] = []
         self.room_sizes: dict[str, int] = {}
+        self.room_sizes_by: dict[str, dict[str, int]] = {}  # transport → room → clients
         self.step_number = 0
 
     async def __aenter__(self) -> LoadGenerator:
@@ -637,21 +1046,39 @@ class LoadGenerator:
         rooms: Sequence[str | None],
         *,
         senders_per_room: int = 10,
+        stream_share: float = 0.0,
     ) -> list[list[ClientSpec]]:
-        """Socket i (session i, room rooms[i]) goes to process i % P and URL (i // P) % W.
+        """Client i (session i, room rooms[i]) goes to process i % P and URL (i // P) % W.
 
-        So each room's sockets are split evenly over the processes and, within a process,
+        So each room's clients are split evenly over the processes and, within a process,
         alternate between the target URLs: every room is fanned out by every worker.
+        `stream_share` of them (whole rounds of P × W clients, spread evenly) are HTTP streams
+        instead of WebSockets, as are that share of each room's senders; a stream POSTs to the
+        next URL's worker (with one URL, a load balancer, to whichever it picks).
         """
         count = len(self.handles)
+        urls = len(self.ws_urls)
         plans: list[list[ClientSpec]] = [[] for _ in range(count)]
-        senders: Counter[str | None] = Counter()
+        quota = {
+            STREAM: round(senders_per_room * stream_share),
+            WEBSOCKET: senders_per_room - round(senders_per_room * stream_share),
+        }
+        senders: Counter[tuple[str | None, str]] = Counter()
         for i, (session, room) in enumerate(zip(sessions, rooms, strict=True)):
-            url = self.ws_urls[(i // count) % len(self.ws_urls)]
-            sender = room is not None and senders[room] < senders_per_room
+            at = (i // count) % urls
+            round_ = i // (count * urls)
+            stream = int((round_ + 1) * stream_share) > int(round_ * stream_share)
+            transport = STREAM if stream else WEBSOCKET
+            sender = room is not None and senders[room, transport] < quota[transport]
             if sender:
-                senders[room] += 1
-            plans[i % count].append(ClientSpec(url, session, room, sender))
+                senders[room, transport] += 1
+            url = self.ws_urls[at]
+            if stream:
+                post_url = origin_of(self.ws_urls[(at + 1) % urls])
+                spec = ClientSpec(origin_of(url), session, room, sender, STREAM, post_url)
+            else:
+                spec = ClientSpec(url, session, room, sender)
+            plans[i % count].append(spec)
         return plans
 
     async def connect(
@@ -681,20 +1108,34 @@ class LoadGenerator:
             max_ms=(times[-1] if times else 0.0) * 1000,
         )
 
-    async def join(self) -> dict[str, Any]:
-        results = await asyncio.gather(*(h.call("join") for h in self.handles))
+    async def join(self, members: bool = False) -> dict[str, Any]:
+        """Join every client's room (`members`: see `ClientWorker.join`)."""
+        results = await asyncio.gather(*(h.call("join", members) for h in self.handles))
         rooms: Counter[str] = Counter()
         failed: Counter[str] = Counter()
+        by_transport: dict[str, Counter[str]] = {kind: Counter() for kind in TRANSPORTS}
         for r in results:
             rooms.update(r["rooms"])
             failed.update(r["failed"])
+            for kind, joined in r["by_transport"].items():
+                by_transport[kind].update(joined)
         self.room_sizes = dict(rooms)
+        self.room_sizes_by = {kind: dict(c) for kind, c in by_transport.items() if c}
         # Let the presence events of the joins drain before measuring anything.
         await self.settle()
         return {
             "rooms": dict(rooms),
             "failed": dict(failed),
             "seconds": max(r["seconds"] for r in results),
+        }
+
+    async def disconnect(self) -> dict[str, Any]:
+        """Close every client; the client processes stay for the next `connect`."""
+        results = await asyncio.gather(*(h.call("disconnect") for h in self.handles))
+        self.room_sizes, self.room_sizes_by = {}, {}
+        return {
+            "closed": sum(r["closed"] for r in results),
+            "seconds": max((r["seconds"] for r in results), default=0.0),
         }
 
     async def settle(self, quiet: float = 0.5, limit: float = 20.0) -> None:
@@ -733,6 +1174,12 @@ class LoadGenerator:
 
             redis_cpu = RedisCpu(self.redis_url)
             redis_cpu.start()
+        postgres_cpu = None
+        if self.postgres:
+            from .stats import PostgresCpu
+
+            postgres_cpu = PostgresCpu()
+            postgres_cpu.start()
         for sampler in (server, clients, proxy):
             if sampler is not None:
                 sampler.start()
@@ -759,12 +1206,14 @@ class LoadGenerator:
         client_usage = clients.usage() if clients is not None else None
         proxy_usage = proxy.usage() if proxy is not None else None
         redis_percent = redis_cpu.percent() if redis_cpu is not None else None
+        postgres_percent = postgres_cpu.percent() if postgres_cpu is not None else None
         if redis_cpu is not None:
             redis_cpu.close()
         results = await asyncio.gather(*(h.call("collect") for h in self.handles))
         result = self._tally(name, offered, duration, start_at, sent, sends, results)
         result.server, result.clients, result.proxy = server_usage, client_usage, proxy_usage
         result.redis_cpu_percent = redis_percent
+        result.postgres_cpu_percent = postgres_percent
         result.redis_restarted = redis_cpu is not None and redis_cpu.restarted
         if not keep_latencies:
             result.latencies_ms = []
@@ -785,23 +1234,48 @@ class LoadGenerator:
         acked: set[str] = set()
         errors: Counter[str] = Counter()
         closes: Counter[str] = Counter()
-        latencies: list[int] = []
+        by_kind: dict[str, list[int]] = {kind: [] for kind in TRANSPORTS}
+        acks_by_kind: dict[str, list[int]] = {kind: [] for kind in TRANSPORTS}
         last_ns = 0
         for r in results:
             counts.update(r["counts"])
             acked.update(r["acked"])
             errors.update(r["errors"])
             closes.update(r["closes"])
-            latencies.extend(r["latencies_us"])
+            for kind, values in r["latencies_us"].items():
+                by_kind[kind].extend(values)
+            for kind, values in r.get("ack_us", {}).items():
+                acks_by_kind[kind].extend(values)
             last_ns = max(last_ns, r["last_ns"])
         acked &= set(sent)
         # A message counts as stored if it was acked or reached anyone.
         stored = acked | {ref for ref in counts if ref.startswith(prefix) and ref in sent}
         expected = sum(self.room_sizes.get(sent[ref], 0) for ref in stored)
         delivered = sum(n for ref, n in counts.items() if ref in stored)
-        latencies.sort()
+        latencies = sorted(v for values in by_kind.values() for v in values)
         span = (last_ns / 1e9 - start_at) if last_ns else duration
         ms = [v / 1000 for v in latencies]
+        transports = {}
+        if self.room_sizes_by:
+            for kind, sizes in self.room_sizes_by.items():
+                kind_ms = sorted(v / 1000 for v in by_kind[kind])
+                ack_ms = sorted(v / 1000 for v in acks_by_kind[kind])
+                kind_expected = sum(sizes.get(sent[ref], 0) for ref in stored)
+                figures = TransportFigures(
+                    clients=sum(sizes.values()),
+                    expected=kind_expected,
+                    delivered=len(kind_ms),
+                    lost=max(0, kind_expected - len(kind_ms)),
+                    delivered_per_s=len(kind_ms) / max(span, duration),
+                    p50_ms=percentile(kind_ms, 0.50),
+                    p95_ms=percentile(kind_ms, 0.95),
+                    p99_ms=percentile(kind_ms, 0.99),
+                    max_ms=kind_ms[-1] if kind_ms else 0.0,
+                    acks=len(ack_ms),
+                    ack_p50_ms=percentile(ack_ms, 0.50),
+                    ack_p99_ms=percentile(ack_ms, 0.99),
+                )
+                transports[kind] = asdict(figures)
         return StepResult(
             name=name,
             offered=offered,
@@ -819,6 +1293,7 @@ class LoadGenerator:
             max_ms=ms[-1] if ms else 0.0,
             send_late_ms=max((s["late_ms"] for s in sends), default=0.0),
             closes=dict(closes),
+            transports=transports,
             latencies_ms=ms,
         )
 

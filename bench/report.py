@@ -90,7 +90,7 @@ def performance(data: Data) -> dict[str, list[str]]:
             results += idle_section(s)
         elif s["key"] == "memory":
             results += memory_section(s)
-        elif s["key"] != "profile":
+        elif s["key"] not in ("profile", "streams"):
             results += load_section(s)
     results += [
         "![Latency against offered load](performance-latency.png)",
@@ -103,11 +103,19 @@ def performance(data: Data) -> dict[str, list[str]]:
         "run": [
             f"The last run: `{data['command']}`, scale {data['scale']:g}, "
             f"{data['seconds']:.0f} s on {data['machine']['date']}."
+            + (
+                " Measured afterwards and merged in (`--merge`): "
+                + ", ".join(f"`{key}`" for key in data["merged"])
+                + "."
+                if data.get("merged")
+                else ""
+            )
         ],
         "summary": summary(data),
         "method": method(data),
         "machine": machine(data),
         "results": results,
+        "streams": streams_section(data),
         "profile": profile_section(data),
         "before-after": before_and_after(data),
         "left": what_is_left(data),
@@ -156,6 +164,7 @@ def summary(data: Data) -> list[str]:
             f"| two workers: ≥ {n(20000 * scale)} clean deliveries/s | {measured} | "
             f"{yes(best >= 20000 * scale)} |"
         )
+    rows += streams_summary(data)
     for idle in (scenario(data, "idle"), scenario(data, "many")):
         if not idle or not idle["extra"].get("sockets"):
             continue
@@ -239,6 +248,17 @@ def method(data: Data) -> list[str]:
         "processes. *Rest of machine* is what every other process used meanwhile: PostgreSQL, "
         "and other programs — this machine is shared, so a high figure there marks a disturbed "
         "step.",
+        "- **Streams** (scenario g). A stream client reads `GET /chat/stream/` as the browser's "
+        "EventSource would (chunked HTTP/1.1, Server-Sent Events, the same asyncio protocol "
+        "style as the WebSocket client) and POSTs its frames to `/chat/stream/<ID>/` over a "
+        "kept-alive connection of its own with the session cookie, a CSRF token and an "
+        "`Origin`: one POST in flight per stream, frames queued meanwhile sent together as a "
+        "JSON array. Its users are room members already (seeded so), so both halves of the "
+        "scenario start without a round of joins. Latencies are kept by the receiving "
+        "client's transport; *ack p99* is the sender's own way up (send → stored → `ack` on "
+        "its connection) by the sending client's transport. PostgreSQL's CPU is the whole "
+        "server's on this machine (whatever else uses it included), backends that ended during "
+        "the step included.",
         "- **Idle sockets** open in batches; RSS per socket = (RSS of the workers with N "
         "sockets − their RSS with one warm socket) / N, after a few seconds of quiet. The "
         "`many` scenario then holds them through daphne's pings (every 20 s) and the presence "
@@ -438,6 +458,195 @@ def memory_section(s: Data) -> list[str]:
     return out
 
 
+# --- the HTTP fallback beside WebSockets (scenario g) ---------------------------------------------
+
+STREAM_P99_MS = 100.0  # the aim at STREAM_AIM_LOAD deliveries/s (× the run's scale)
+STREAM_AIM_LOAD = 5000
+STREAM_CPU_RATIO = 2.0  # a stream client's CPU per delivery, at most this × a WebSocket's
+
+
+def costs_us(st: Data) -> dict[str, float]:
+    """CPU µs per delivery of a step, by who spent it."""
+    rate = st["delivered_per_s"]
+
+    def of(percent: float | None) -> float:
+        return (percent or 0.0) * 1e4 / rate if rate > 0 else 0.0
+
+    out = {
+        "workers": per_delivery_us(st.get("server"), rate),
+        "nginx": per_delivery_us(st.get("proxy"), rate),
+        "postgres": of(st.get("postgres_cpu_percent")),
+        "redis": of(st.get("redis_cpu_percent")),
+        "clients": per_delivery_us(st.get("clients"), rate),
+    }
+    out["server_side"] = out["workers"] + out["nginx"] + out["postgres"] + out["redis"]
+    return out
+
+
+def stream_share_us(ws: Data, mixed: Data, what: str = "workers") -> float | None:
+    """What a delivery to a stream client cost in the mixed step, its share of the POSTs
+    included: the mixed step's CPU less what its WebSocket deliveries cost at the
+    WebSocket-only step's rate, over the stream deliveries."""
+    stream = (mixed.get("transports") or {}).get("stream")
+    if not stream or not mixed["delivered"]:
+        return None
+    share = stream["delivered"] / mixed["delivered"]
+    if share <= 0:
+        return None
+    return (costs_us(mixed)[what] - (1 - share) * costs_us(ws)[what]) / share
+
+
+def stream_pairs(s: Data) -> list[tuple[float, Data | None, Data | None]]:
+    """(offered, WebSocket-only step, half-streams step) for each load offered."""
+    ws_steps = ((s.get("extra") or {}).get("websocket") or {}).get("steps") or []
+    loads = sorted({st["offered"] for st in ws_steps} | {st["offered"] for st in s["steps"]})
+
+    def at(steps: list[Data], load: float) -> Data | None:
+        return next((st for st in steps if abs(st["offered"] - load) < 1), None)
+
+    return [(load, at(ws_steps, load), at(s["steps"], load)) for load in loads]
+
+
+def stream_aim(data: Data, s: Data) -> tuple[Data | None, Data | None, bool]:
+    """The steps at the aim's load and whether they met it."""
+    load = STREAM_AIM_LOAD * data["scale"]
+    ws, mixed = next(((w, m) for o, w, m in stream_pairs(s) if abs(o - load) < 1), (None, None))
+    if ws is None or mixed is None:
+        return ws, mixed, False
+    ws_us = costs_us(ws)["workers"]
+    own = stream_share_us(ws, mixed)
+    ok = (
+        mixed["clean"]
+        and mixed["p99_ms"] <= STREAM_P99_MS
+        and own is not None
+        and ws_us > 0
+        and own <= STREAM_CPU_RATIO * ws_us
+    )
+    return ws, mixed, ok
+
+
+def streams_summary(data: Data) -> list[str]:
+    s = scenario(data, "streams")
+    if not s:
+        return []
+    ws, mixed, ok = stream_aim(data, s)
+    aim = (
+        f"| two workers, half the clients on HTTP streams: p99 ≤ {STREAM_P99_MS:.0f} ms at "
+        f"{n(STREAM_AIM_LOAD * data['scale'])} deliveries/s, a stream client's worker CPU per "
+        f"delivery within {STREAM_CPU_RATIO:g}× a WebSocket's |"
+    )
+    if ws is None or mixed is None:
+        return [f"{aim} not measured{': ' + s['error'] if s.get('error') else ''} | **no** |"]
+    ws_us, mixed_us = costs_us(ws)["workers"], costs_us(mixed)["workers"]
+    own = stream_share_us(ws, mixed) or 0.0
+    return [
+        f"{aim} {n(mixed['delivered_per_s'])}/s delivered, p99 {ms(mixed['p99_ms'])} ms "
+        f"(WebSockets only: {ms(ws['p99_ms'])} ms); {mixed_us:.0f} µs per delivery against "
+        f"{ws_us:.0f} µs, so about {own:.0f} µs per delivery to a stream "
+        f"({own / max(ws_us, 1e-9):.1f}×) | {yes(ok)} |"
+    ]
+
+
+def streams_section(data: Data) -> list[str]:
+    """The block `bench:streams`: the same users on WebSockets only, then half on streams."""
+    s = scenario(data, "streams")
+    if not s:
+        return ["Not measured in the last run (`python -m bench.run --only streams --merge`)."]
+    extra = s.get("extra") or {}
+    websocket = extra.get("websocket") or {}
+    share = extra.get("stream_share", 0.5)
+    part = "half" if share == 0.5 else f"{share:.0%}"
+    pairs = stream_pairs(s)
+    loads = " and ".join(f"{n(load)}/s" for load, _, _ in pairs) or "the same load"
+    out = [
+        f"### {s['title']}",
+        "",
+        f"{s['setup']}; {n(s['clients'])} clients in {s['rooms']} rooms, members already. First "
+        f"all of them on WebSockets; then the same users with {part} of them, and {part} of "
+        "each room's ten senders, on the HTTP fallback: `GET /chat/stream/` read as "
+        "Server-Sent Events, frames POSTed to `/chat/stream/<ID>/`, where any worker may take "
+        f"them. Each half is offered {loads}, seconds apart.",
+        "",
+        f"Target: {s['target']}.",
+    ]
+    if s.get("error"):
+        out += ["", f"**The scenario failed:** `{s['error']}`."]
+    connects = [("WebSockets only", websocket.get("connect")), ("half streams", s.get("connect"))]
+    said = [
+        f"{label} {n(c['opened'])} of {n(c['requested'])} in {c['seconds']:.1f} s (to `hello`: "
+        f"p50 {ms(c['p50_ms'])} ms, p99 {ms(c['p99_ms'])} ms"
+        f"{', failures ' + str(c['failed']) if c.get('failed') else ''})"
+        for label, c in connects
+        if c
+    ]
+    if said:
+        out += ["", "Connect: " + "; ".join(said) + "."]
+    if pairs:
+        out += [
+            "",
+            "| offered/s | clients | delivered/s | lost | p50 / p99 ms | p99 ms to WebSockets / "
+            "streams | ack p99 ms from WebSockets / streams | worker CPU % | µs per delivery: "
+            "workers | nginx | PostgreSQL | Redis | clients | rest of machine % | clean |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        ]
+        disturbed = False
+        for load, ws, mixed in pairs:
+            for label, st in (("WebSockets only", ws), ("half streams", mixed)):
+                if st is None:
+                    continue
+                by = st.get("transports") or {}
+                w, h = by.get("websocket"), by.get("stream")
+                to = f"{ms(w['p99_ms']) if w else '–'} / {ms(h['p99_ms']) if h else '–'}"
+                up = f"{ms(w['ack_p99_ms']) if w else '–'} / {ms(h['ack_p99_ms']) if h else '–'}"
+                c = costs_us(st)
+                mark = " †" if st["other_cpu_percent"] > DISTURBED_PERCENT else ""
+                disturbed = disturbed or bool(mark)
+                out.append(
+                    f"| {n(load)} | {label} | {n(st['delivered_per_s'])} | {n(st['lost'])} | "
+                    f"{ms(st['p50_ms'])} / {ms(st['p99_ms'])} | {to} | {up} | "
+                    f"{cpu(st.get('server'))} | **{c['workers']:.0f}** | {c['nginx']:.0f} | "
+                    f"{c['postgres']:.0f} | {c['redis']:.0f} | {c['clients']:.0f} | "
+                    f"{st['other_cpu_percent']:.0f}{mark} | {'yes' if st['clean'] else 'no'} |"
+                )
+        if disturbed:
+            out += [
+                "",
+                f"† Other programs used more than {DISTURBED_PERCENT} % of a core during the "
+                "step (this machine is shared): its latencies are less trustworthy.",
+            ]
+        problems = [
+            f"{n(st['offered'])}/s ({label}): "
+            + ", ".join(f"{what} {st[what]}" for what in ("errors", "closes") if st.get(what))
+            for _, ws, mixed in pairs
+            for label, st in (("WebSockets only", ws), ("half streams", mixed))
+            if st is not None and (st.get("errors") or st.get("closes"))
+        ]
+        if problems:
+            out += ["", "Also seen: " + "; ".join(problems) + "."]
+        said = []
+        for load, ws, mixed in pairs:
+            if ws is None or mixed is None:
+                continue
+            a, b = costs_us(ws), costs_us(mixed)
+            own = stream_share_us(ws, mixed)
+            own_all = stream_share_us(ws, mixed, "server_side")
+            if own is None or own_all is None or a["workers"] <= 0:
+                continue
+            said.append(
+                f"- At {n(load)}/s the workers spent {a['workers']:.0f} µs of CPU per delivery "
+                f"with WebSockets only and {b['workers']:.0f} µs with half the clients on streams "
+                f"({b['workers'] / a['workers']:.1f}×): a delivery to a stream client, with its "
+                f"share of the POSTs, cost about **{own:.0f} µs, {own / a['workers']:.1f}× a "
+                f"WebSocket's**. With nginx, PostgreSQL and Redis: {a['server_side']:.0f} and "
+                f"{b['server_side']:.0f} µs, about {own_all:.0f} µs per delivery to a stream "
+                f"({own_all / max(a['server_side'], 1e-9):.1f}×)."
+            )
+        if said:
+            out += ["", *said]
+    out.append("")
+    return out
+
+
 def profile_section(data: Data) -> list[str]:
     prof = scenario(data, "profile")
     text = data.get("profile") or ""
@@ -605,7 +814,7 @@ def plot(data: Data, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [s for s in data["scenarios"] if s["steps"] and s["key"] != "profile"]
+    series = [s for s in data["scenarios"] if s["steps"] and s["key"] not in ("profile", "streams")]
     if not series:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))

@@ -6,13 +6,16 @@
     python -m bench.run --report-only      # re-render the docs from bench/results/latest.json
 
 Scenarios (each starts its own workers on a fresh database and a fresh Redis prefix); the
-standard ones are one-worker, two-pubsub (the default layer) and many, then memory and
-profile as time allows:
+standard ones are one-worker, two-pubsub (the default layer), streams and many, then memory
+and profile as time allows:
 
 - one-worker:    1 daphne worker (SQLite, in-process layer), 1,000 clients in 10 rooms,
                  offered load stepped up to find the highest clean load, then 10,000/s held.
 - two-core / two-pubsub: 2 workers (PostgreSQL, Redis; CHATSITE_CHANNEL_LAYER core or pubsub),
                  behind nginx when deploy/ provides it, else addressed directly.
+- streams:       2 workers as two-pubsub, 1,000 clients in 10 rooms: first all on WebSockets,
+                 then half of them (and half the senders) on the HTTP fallback (an SSE stream
+                 down, POSTs up to any worker), 5,000 deliveries/s offered to each.
 - many:          10,000 sockets across two workers (PostgreSQL, Redis; behind nginx when
                  deploy/ provides it, else addressed directly), held with heartbeats
                  running: none may drop; RSS per socket at 5,000 sockets per worker.
@@ -53,7 +56,7 @@ from .server import (
     nginx_available,
 )
 from .site import Browser, sign_up_owner_with_rooms
-from .stats import percentile, rss_of
+from .stats import Sampler, percentile, rss_of
 
 RESULTS = ROOT / "bench" / "results"
 OWNER_PASSWORD = "bench-owner-password-1234"
@@ -64,7 +67,12 @@ HOLD_SECONDS = 10.0  # scenario (b): 10,000/s held this long
 TIME_BUDGET_SECONDS = 275.0
 # What `make bench` runs (under five minutes). `two-core` (the layer comparison of
 # docs/scaling.md, `make bench-layers`) and `idle` (one worker) run with --only.
-STANDARD = ("one-worker", "two-pubsub", "many", "memory", "profile")
+STANDARD = ("one-worker", "two-pubsub", "streams", "many", "memory", "profile")
+# The streams scenario: which share of the clients use the HTTP fallback in its second half,
+# and the loads offered to each half: the aim's only. At 10,000/s (50 POSTs a second) the POSTs
+# ran the shared PostgreSQL out of connections on 2026-12-05, one opened per POST.
+STREAM_SHARE = 0.5
+STREAM_LOADS = (5000.0,)
 
 
 @dataclass
@@ -111,11 +119,18 @@ def log(message: str) -> None:
 
 def describe_step(s: StepResult) -> str:
     server = s.server.cpu_percent if s.server else []
+    clients = s.clients.cpu_percent if s.clients else []
+    by_transport = "".join(
+        f" [{kind}: p99 {t['p99_ms']:.1f} ms, ack p99 {t['ack_p99_ms']:.1f} ms, lost {t['lost']}]"
+        for kind, t in s.transports.items()
+        if len(s.transports) > 1
+    )
     return (
         f"{s.name}: offered {s.offered:,.0f}/s delivered {s.delivered_per_s:,.0f}/s "
         f"lost {s.lost}/{s.expected} p50 {s.p50_ms:.1f} p99 {s.p99_ms:.1f} max {s.max_ms:.1f} ms "
-        f"server CPU {[round(c) for c in server]}% other {s.other_cpu_percent:.0f}% "
-        f"{'clean' if s.clean else 'NOT clean'}"
+        f"server CPU {[round(c) for c in server]}% clients {[round(c) for c in clients]}% "
+        + (f"PostgreSQL {s.postgres_cpu_percent:.0f}% " if s.postgres_cpu_percent else "")
+        + f"other {s.other_cpu_percent:.0f}%{by_transport} {'clean' if s.clean else 'NOT clean'}"
     )
 
 
@@ -184,19 +199,7 @@ async def run_load(
                     result.extra["profile_window"] = [time.time()]
                 unclean_in_a_row = 0
                 for offered in loads:
-                    step = await load.step(
-                        f"{offered:,.0f}/s", offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS
-                    )
-                    log(f"{key}: {describe_step(step)}")
-                    if step.redis_restarted:
-                        # Someone else restarted the shared Redis: keep the record, measure again.
-                        result.extra.setdefault("redis_restarts", []).append(step_record(step))
-                        log(f"{key}: Redis restarted during the step (not by the bench); again")
-                        await load.settle(quiet=1.0, limit=10)
-                        step = await load.step(
-                            f"{offered:,.0f}/s", offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS
-                        )
-                        log(f"{key}: {describe_step(step)}")
+                    step = await measured_step(load, result, f"{offered:,.0f}/s", offered)
                     result.steps.append(step_record(step))
                     unclean_in_a_row = 0 if step.clean else unclean_in_a_row + 1
                     # Past saturation more load only tells the same story, slower.
@@ -218,6 +221,109 @@ async def run_load(
         log(f"{key}: FAILED: {result.error}")
     result.seconds = time.monotonic() - started
     return result
+
+
+async def measured_step(
+    load: LoadGenerator, result: ScenarioResult, name: str, offered: float
+) -> StepResult:
+    """One load step of STEP_SECONDS, measured again if Redis restarted meanwhile."""
+    step = await load.step(name, offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS)
+    log(f"{result.key}: {describe_step(step)}")
+    if step.redis_restarted:
+        # Someone else restarted the shared Redis: keep the record, measure again.
+        result.extra.setdefault("redis_restarts", []).append(step_record(step))
+        log(f"{result.key}: Redis restarted during the step (not by the bench); again")
+        await load.settle(quiet=1.0, limit=10)
+        step = await load.step(name, offered, duration=STEP_SECONDS, drain=DRAIN_SECONDS)
+        log(f"{result.key}: {describe_step(step)}")
+    return step
+
+
+async def run_streams(
+    key: str,
+    title: str,
+    site_factory: Any,
+    *,
+    clients: int,
+    rooms: int,
+    loads: Sequence[float],
+    processes: int,
+    setup: str,
+    target: str,
+) -> ScenarioResult:
+    """The same users on one deployment twice: all on WebSockets, then STREAM_SHARE of them
+    (and of the senders) on the HTTP fallback; the same loads offered to each, so the two sit
+    side by side. The WebSocket half is kept in `extra["websocket"]`, the mixed one in `steps`.
+    """
+    started = time.monotonic()
+    result = ScenarioResult(key, title, setup, clients, rooms, 0, target)
+    result.extra["stream_share"] = STREAM_SHARE
+    try:
+        with site_factory() as site:
+            result.workers = len(site.worker_pids)
+            slugs, owner_key = make_rooms(site, rooms)
+            site.track_sessions([owner_key])
+            room_of = [slugs[i * rooms // clients] for i in range(clients)]
+            # Members already: each half starts at once, without a round of joins.
+            keys = [k for _, k in site.seed_users("u", clients, room_of)]
+            result.rss_idle_bytes = rss_of(site.worker_pids)
+            async with LoadGenerator(
+                site.ws_urls,
+                processes=processes,
+                server_pids=site.worker_pids,
+                proxy_pids=site.proxy_pids,
+                redis_url=getattr(site, "redis_url", None),
+                postgres=True,
+            ) as load:
+                for share in (0.0, STREAM_SHARE):
+                    phase = "half streams" if share else "WebSockets only"
+                    connect = await load.connect(load.plan(keys, room_of, stream_share=share))
+                    log(f"{key}: {phase}: {_connect_line(connect)}")
+                    joined = await load.join(members=True)
+                    log(f"{key}: {phase}: in rooms {joined['rooms']}, failed {joined['failed']}")
+                    steps = []
+                    for offered in loads:
+                        step = await measured_step(load, result, f"{offered:,.0f}/s", offered)
+                        steps.append(step_record(step))
+                        await load.settle(quiet=0.3, limit=5)
+                    record = {
+                        "connect": dataclasses.asdict(connect),
+                        "join_seconds": joined["seconds"],
+                        "join_failed": joined["failed"],
+                        "rss_connected_bytes": rss_of(site.worker_pids),
+                        "steps": steps,
+                    }
+                    if share:
+                        result.connect = record["connect"]
+                        result.join_seconds = joined["seconds"]
+                        result.join_failed = joined["failed"]
+                        result.rss_connected_bytes = record["rss_connected_bytes"]
+                        result.steps = steps
+                    else:
+                        result.extra["websocket"] = record
+                        await load.disconnect()
+                        # The workers see a thousand users go offline; let them finish before
+                        # the second half arrives, or its handshakes wait behind that.
+                        await workers_idle(site.worker_pids, limit=10)
+                # Workers first, as in run_idle: draining, they close every client without
+                # announcing each user offline to their room, which the clients leaving would.
+                site.stop_workers()
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        log(f"{key}: FAILED: {result.error}")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def workers_idle(pids: Sequence[int], limit: float, busy_percent: float = 10.0) -> None:
+    """Wait until no worker uses more than `busy_percent` of a core (at most `limit` s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        sampler = Sampler(list(pids))
+        sampler.start()
+        await asyncio.sleep(0.5)
+        if max(sampler.usage().cpu_percent, default=0.0) < busy_percent:
+            return
 
 
 def _connect_line(c: ConnectReport) -> str:
@@ -621,6 +727,41 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 target="≥ 20,000 clean deliveries/s" if layer == "pubsub" else "",
             )
         )
+    if wanted("streams"):
+        if behind_nginx:
+
+            def streams_site() -> Any:
+                return NginxDeployment(
+                    workers=2, redis_url=redis_url, layer="pubsub", name="streams", extra_env=env
+                )
+
+            where = "behind nginx (deploy/cluster.py, production settings)"
+        else:
+
+            def streams_site() -> Any:
+                return Deployment(
+                    workers=2,
+                    database="postgres",
+                    redis_url=redis_url,
+                    name="streams",
+                    extra_env=env,
+                )
+
+            where = "addressed directly, each stream POSTing to the other worker"
+        scenarios.append(
+            await run_streams(
+                "streams",
+                "(g) Two workers, half the clients on HTTP streams",
+                streams_site,
+                clients=clients,
+                rooms=10,
+                loads=scaled(STREAM_LOADS, scale),
+                processes=processes,
+                setup=f"2 daphne workers, PostgreSQL, Redis `pubsub` layer, {where}",
+                target=f"p99 ≤ 100 ms at {5000 * scale:,.0f} deliveries/s; a stream client's "
+                "worker CPU per delivery within 2× a WebSocket's",
+            )
+        )
     if wanted("idle"):
         scenarios.append(
             await run_idle(
@@ -698,10 +839,15 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The last results with the scenarios (and profile) of this run put in."""
+    """The last results with the scenarios (and profile) of this run put in, each in the place
+    its earlier result had (the page lists them in that order)."""
     keys = {s["key"] for s in new["scenarios"]}
+    fresh = {s["key"]: s for s in new["scenarios"]}
+    known = {s["key"] for s in old["scenarios"]}
     out = dict(old)
-    out["scenarios"] = [s for s in old["scenarios"] if s["key"] not in keys] + new["scenarios"]
+    out["scenarios"] = [fresh.get(s["key"], s) for s in old["scenarios"]] + [
+        s for s in new["scenarios"] if s["key"] not in known
+    ]
     if new.get("profile"):
         out["profile"], out["profile_shares"] = new["profile"], new["profile_shares"]
     out["skipped"] = [k for k in old.get("skipped", []) if k not in keys]
@@ -724,7 +870,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="clients, loads and idle sockets")
     parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument(
-        "--only", default="", help="one-worker,two-core,two-pubsub,idle,many,memory,profile"
+        "--only",
+        default="",
+        help="one-worker,two-core,two-pubsub,streams,idle,many,memory,profile",
     )
     parser.add_argument("--direct", action="store_true", help="two workers without nginx")
     parser.add_argument(

@@ -158,3 +158,47 @@ class RedisCpu:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
+
+
+class PostgresCpu:
+    """The CPU of a PostgreSQL server on this machine over an interval: its live processes, and
+    the backends that ended meanwhile (the postmaster's children times, once it reaped them).
+    A connection opened per request shows here, not in the workers' figures."""
+
+    def __init__(self) -> None:
+        self.masters = [
+            proc
+            for proc in psutil.process_iter(["name", "ppid"])
+            if proc.info["name"] == "postgres" and _name_of(proc.info["ppid"]) != "postgres"
+        ]
+        self._t0 = 0.0
+        self._cpu0 = 0.0
+
+    def _total(self) -> float:
+        total = 0.0
+        for master in self.masters:
+            with contextlib.suppress(psutil.Error):
+                times = master.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+                for child in master.children():
+                    with contextlib.suppress(psutil.Error):
+                        ct = child.cpu_times()
+                        total += ct.user + ct.system
+        return total
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._cpu0 = self._total()
+
+    def percent(self) -> float | None:
+        """PostgreSQL's CPU since start() (100 = one core); None without a local server."""
+        if not self.masters:
+            return None
+        return 100.0 * (self._total() - self._cpu0) / max(time.monotonic() - self._t0, 1e-9)
+
+
+def _name_of(pid: int) -> str:
+    try:
+        return str(psutil.Process(pid).name())
+    except psutil.Error:
+        return ""

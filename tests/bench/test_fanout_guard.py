@@ -50,7 +50,7 @@ def test_a_delivery_that_never_arrives_counts_as_lost() -> None:
     arrived = {
         "counts": {"b1.0.0.100": 3, "b1.0.1.200": 2},
         "acked": sorted(sent),
-        "latencies_us": [1000, 1000, 1000, 1000, 1000],
+        "latencies_us": {"websocket": [1000, 1000, 1000, 1000, 1000]},
         "last_ns": 0,
         "errors": {},
         "closes": {},
