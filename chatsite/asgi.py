@@ -21,7 +21,7 @@ from chatsite.server.sockets import ServerSocketMiddleware  # noqa: E402
 from chatsite.server.streams import ServerStreamMiddleware  # noqa: E402
 from chatsite.websocket_auth import SessionUserMiddleware  # noqa: E402
 from rooms.consumers import ChatConsumer  # noqa: E402
-from rooms.streams import StreamConsumer  # noqa: E402
+from rooms.streams import PostConsumer, StreamConsumer  # noqa: E402
 
 server.install()
 
@@ -32,8 +32,9 @@ websocket_urlpatterns = [
 ]
 
 http_urlpatterns = [
-    # The chat's HTTP fallback: one stream down (its POSTs up are Django views, rooms/urls.py).
+    # The chat's HTTP fallback: one stream down, POSTs up (on any worker); Django for the rest.
     path("chat/stream/", ServerStreamMiddleware(SessionUserMiddleware(StreamConsumer.as_asgi()))),
+    path("chat/stream/<str:stream_id>/", PostConsumer.as_asgi()),
     re_path(r"", django_asgi_app),
 ]
 

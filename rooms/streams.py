@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
 import itertools
 import logging
 import secrets
@@ -32,7 +33,10 @@ from channels.generic.http import AsyncHttpConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import SuspiciousOperation
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 
 from . import fanout, protocol
 from .session import ChatSession
@@ -384,9 +388,59 @@ def split(body: bytes) -> list[str | None]:
     return [f if len(f) <= limit // 4 or len(f.encode()) <= limit else None for f in frames]
 
 
+class PostConsumer(AsyncHttpConsumer):
+    """`POST /chat/stream/<ID>/` (`post`), straight from the ASGI router.
+
+    A POST is a stream's way up, as a message is a socket's: through Django's request handling
+    (every middleware, and request signals that each hop to a database thread) it cost the
+    worker several times the frames it carried (docs/performance.md). It needs none of it but
+    the CSRF check, which is Django's own middleware here too.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.scope = scope
+        self.base_send = send
+        body: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= LIMITS["STREAM_POST_BYTES"]:
+                body.append(chunk)  # past the limit, read on but keep nothing (413)
+            if not message.get("more_body"):
+                break
+        response = await self.respond(b"".join(body) if size == sum(map(len, body)) else None)
+        await self.send_response(
+            response.status_code,
+            response.content,
+            headers=[(k.encode("latin1"), v.encode("latin1")) for k, v in response.items()],
+        )
+
+    async def respond(self, body: bytes | None) -> HttpResponse:
+        request = ASGIRequest(self.scope, io.BytesIO(body or b""))
+        try:
+            refused = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
+        except SuspiciousOperation:  # a Host not allowed
+            return _error(400, "bad_request", "Host not allowed.")
+        if refused is not None:
+            return refused
+        if body is None:
+            limit = LIMITS["STREAM_POST_BYTES"]
+            return _error(413, "too_long", f"A POST carries at most {limit} bytes.")
+        return await post(request, self.scope["url_route"]["kwargs"]["stream_id"])
+
+
+def _no_view(request: HttpRequest) -> HttpResponse:
+    """Stands for the view the CSRF middleware asks about: only its check is used."""
+    raise AssertionError("never called")
+
+
 async def post(request: HttpRequest, stream_id: str) -> JsonResponse:
-    """`POST /chat/stream/<ID>/`: one client frame, or a JSON array of up to 50; 202 once the
-    stream's worker has them (the replies come on the stream)."""
+    """One client frame, or a JSON array of up to 50, for the stream; 202 once the stream's
+    worker has them (the replies come on the stream)."""
     if request.method != "POST":
         return _error(405, "bad_request", "POST frames here; GET /chat/stream/ opens a stream.")
     # The session, not its user: the stream's worker compares it with the stream's own, so

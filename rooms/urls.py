@@ -1,11 +1,10 @@
 from django.urls import path
 
-from . import api, streams, views
+from . import api, views
 
 urlpatterns = [
     path("rooms/", views.room_list, name="room_list"),
     path("rooms/new/", views.room_new, name="room_new"),
     path("rooms/<slug:slug>/", views.room_detail, name="room_detail"),
     path("api/rooms/<slug:slug>/messages", api.messages, name="api_messages"),
-    path("chat/stream/<str:stream_id>/", streams.post, name="stream_post"),
 ]
