@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 LIMITS = settings.CHAT
 
 SIGNING_SALT = "rooms.streams"
-POST = "stream.post"  # frames for a stream, to the hub holding it
-ANSWER = "stream.answer"  # the holder's status for them, back to the hub that took the POST
 KEEPALIVE = b": keep-alive\n\n"
 
 ACCEPTED, FORBIDDEN, GONE, BUSY, UNAVAILABLE = 202, 403, 404, 429, 503
@@ -263,8 +261,10 @@ def _origin_allowed(scope: dict[str, Any]) -> bool:
 
 def _serve(hub: fanout.Hub) -> None:
     """Let this worker's hub take posted frames, answer for them and keep its streams alive."""
-    hub.on(POST, partial(_on_post, hub))
-    hub.on(ANSWER, _answered)
+    # Layer messages between hubs: frames for a stream, to the hub holding it, and the holder's
+    # status for them, back to the hub that took the POST.
+    hub.on("stream.post", partial(_on_post, hub))
+    hub.on("stream.answer", _answered)
     hub.run_alongside("stream-keepalive", _keep_alive)
 
 
@@ -276,7 +276,7 @@ def _on_post(hub: fanout.Hub, message: dict[str, Any]) -> None:
 
 async def _answer(hub: fanout.Hub, message: dict[str, Any]) -> None:
     status = await _take(message["token"], message["session"], message["frames"])
-    answer = {"type": ANSWER, "id": message["id"], "status": status}
+    answer = {"type": "stream.answer", "id": message["id"], "status": status}
     try:
         await hub.send_to(message["reply"], answer, LIMITS["STREAM_ANSWER_SECONDS"])
     except Exception:
@@ -346,7 +346,7 @@ async def hand_over(stream_id: str, session_key: str, frames: list[str | None]) 
     answer = _waiting[request_id] = hub.loop.create_future()
     try:
         message = {
-            "type": POST,
+            "type": "stream.post",
             "token": token,
             "session": session_key,
             "frames": frames,

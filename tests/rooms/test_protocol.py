@@ -15,7 +15,14 @@ from rooms import protocol
 
 ROOMS = Path(protocol.__file__).parent
 # Messages of the ASGI server and of the channel layer, not frames of the chat.
-NOT_FRAMES = {"websocket.send", "hub.deliver", "hub.wake", "health.check"}
+NOT_FRAMES = {
+    "websocket.send",
+    "hub.deliver",
+    "hub.wake",
+    "health.check",
+    "stream.post",
+    "stream.answer",
+}
 
 _message = SimpleNamespace(pk=1, seq=1, created_at=datetime.datetime.now(datetime.UTC))
 _payload = {"id": 1, "seq": 1}
