@@ -412,7 +412,8 @@ class PostConsumer(AsyncHttpConsumer):
                 body.append(chunk)  # past the limit, read on but keep nothing (413)
             if not message.get("more_body"):
                 break
-        response = await self.respond(b"".join(body) if size == sum(map(len, body)) else None)
+        too_big = size > LIMITS["STREAM_POST_BYTES"]
+        response = await self.respond(None if too_big else b"".join(body))
         await self.send_response(
             response.status_code,
             response.content,
