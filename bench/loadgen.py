@@ -8,9 +8,10 @@ them (`plan(stream_share=…)`), an HTTP stream (`ChatStream`: `GET /chat/stream
 Server-Sent Events, its frames POSTed to `/chat/stream/<ID>/` over a kept-alive connection of
 its own). Each carries a signed-in session cookie and an allowed `Origin`, joins its room with
 `{"type": "join"}` and, if it is a sender, sends `{"type": "send", "ref": …}` at its share of a
-fixed total rate (open loop: sends do not wait for acks). Every `message` event a client
-receives is a delivery; its `ref` carries the step, the sending process and the sender's
-CLOCK_MONOTONIC time in nanoseconds, which every process on the machine shares, so the
+fixed total rate (open loop: sends do not wait for acks); or a step follows a plan of sends
+made beforehand (`step(planned=…)`: when, who, into which of their rooms). Every `message` event
+a client receives is a delivery; its `ref` carries the step, the sending process and the
+sender's CLOCK_MONOTONIC time in nanoseconds, which every process on the machine shares, so the
 receiving process computes the latency itself:
 
     ref = "b<step>.<process>.<n>.<monotonic_ns at send>"
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import secrets
@@ -65,7 +67,9 @@ STREAM_BATCH_FRAMES = 50  # frames per POST, at most (the contract's limit)
 @dataclass(frozen=True)
 class ClientSpec:
     """One client to open: where, as whom, which room to join, whether it sends, and over
-    which transport (a stream POSTs its frames to `post_url`, by default `url`'s worker)."""
+    which transport (a stream POSTs its frames to `post_url`, by default `url`'s worker).
+    `also`: more rooms the user is a member of already (seeded so, `join(members=True)`),
+    whose messages the client receives too."""
 
     url: str
     session_key: str
@@ -73,6 +77,11 @@ class ClientSpec:
     sender: bool = False
     transport: str = WEBSOCKET
     post_url: str = ""
+    also: tuple[str, ...] = ()
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        return (self.room, *self.also) if self.room is not None else self.also
 
 
 def origin_of(ws_url: str) -> str:
@@ -615,8 +624,8 @@ class ClientWorker:
 
         async def join_one(n: int, sock: Client) -> None:
             if members:
-                rooms = sock.hello.result()["rooms"]
-                sock.joined = any(room["slug"] == sock.spec.room for room in rooms)
+                listed = {room["slug"] for room in sock.hello.result()["rooms"]}
+                sock.joined = all(room in listed for room in sock.spec.rooms)
                 if not sock.joined:
                     failures["not_a_member"] += 1
                 return
@@ -637,9 +646,16 @@ class ClientWorker:
         await asyncio.gather(
             *(join_one(n, s) for n, s in enumerate(self.sockets) if s.spec.room is not None)
         )
-        rooms = Counter(s.spec.room for s in self.sockets if s.joined)
+        rooms = Counter(room for s in self.sockets if s.joined for room in s.spec.rooms)
         by_transport = {
-            kind: dict(Counter(s.spec.room for s in self.sockets if s.joined and s.kind == kind))
+            kind: dict(
+                Counter(
+                    room
+                    for s in self.sockets
+                    if s.joined and s.kind == kind
+                    for room in s.spec.rooms
+                )
+            )
             for kind in TRANSPORTS
         }
         return {
@@ -668,13 +684,32 @@ class ClientWorker:
             else:
                 worst_late = max(worst_late, -delay)
             sock = senders[n % len(senders)]
-            room = sock.spec.room or ""
-            ref = f"b{step}.{self.index}.{n}.{time.monotonic_ns()}"
-            if sock.send_text(
-                orjson.dumps({"type": "send", "room": room, "body": BODY, "ref": ref})
-            ):
-                sent[ref] = room
+            self._send_one(sock, sock.spec.room or "", step, n, sent)
         return {"sent": sent, "late_ms": worst_late * 1000}
+
+    async def send_planned(
+        self, step: int, plan: list[tuple[float, str, str]], start_at: float
+    ) -> dict[str, Any]:
+        """Send the planned messages of this process's clients: (seconds after `start_at`,
+        session key, room) each, in time order."""
+        by_key = {s.spec.session_key: s for s in self.sockets if s.joined}
+        sent: dict[str, str] = {}
+        worst_late = 0.0
+        for n, (at, key, room) in enumerate(plan):
+            delay = start_at + at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                worst_late = max(worst_late, -delay)
+            sock = by_key.get(key)
+            if sock is not None:
+                self._send_one(sock, room, step, n, sent)
+        return {"sent": sent, "late_ms": worst_late * 1000}
+
+    def _send_one(self, sock: Client, room: str, step: int, n: int, sent: dict[str, str]) -> None:
+        ref = f"b{step}.{self.index}.{n}.{time.monotonic_ns()}"
+        if sock.send_text(orjson.dumps({"type": "send", "room": room, "body": BODY, "ref": ref})):
+            sent[ref] = room
 
     async def progress(self) -> dict[str, Any]:
         return {"received": self.received, "acked": len(self.acked)}
@@ -1008,6 +1043,7 @@ class LoadGenerator:
         self.handles: list[_Handle] = []
         self.room_sizes: dict[str, int] = {}
         self.room_sizes_by: dict[str, dict[str, int]] = {}  # transport → room → clients
+        self.process_of: dict[str, int] = {}  # session key → client process, once connected
         self.step_number = 0
 
     async def __aenter__(self) -> LoadGenerator:
@@ -1047,11 +1083,15 @@ class LoadGenerator:
         *,
         senders_per_room: int = 10,
         stream_share: float = 0.0,
+        also: Sequence[Sequence[str]] | None = None,
+        placement: Sequence[int] | None = None,
     ) -> list[list[ClientSpec]]:
         """Client i (session i, room rooms[i]) goes to process i % P and URL (i // P) % W.
 
         So each room's clients are split evenly over the processes and, within a process,
         alternate between the target URLs: every room is fanned out by every worker.
+        `placement[i]`, if given, is client i's URL instead (an index into the URLs), and
+        `also[i]` the more rooms it is a member of (`ClientSpec.also`).
         `stream_share` of them (whole rounds of P × W clients, spread evenly) are HTTP streams
         instead of WebSockets, as are that share of each room's senders; a stream POSTs to the
         next URL's worker (with one URL, a load balancer, to whichever it picks).
@@ -1065,7 +1105,7 @@ class LoadGenerator:
         }
         senders: Counter[tuple[str | None, str]] = Counter()
         for i, (session, room) in enumerate(zip(sessions, rooms, strict=True)):
-            at = (i // count) % urls
+            at = (i // count) % urls if placement is None else placement[i]
             round_ = i // (count * urls)
             stream = int((round_ + 1) * stream_share) > int(round_ * stream_share)
             transport = STREAM if stream else WEBSOCKET
@@ -1078,6 +1118,8 @@ class LoadGenerator:
                 spec = ClientSpec(origin_of(url), session, room, sender, STREAM, post_url)
             else:
                 spec = ClientSpec(url, session, room, sender)
+            if also is not None and also[i]:
+                spec = dataclasses.replace(spec, also=tuple(also[i]))
             plans[i % count].append(spec)
         return plans
 
@@ -1088,6 +1130,9 @@ class LoadGenerator:
         attempts: int = CONNECT_ATTEMPTS,
     ) -> ConnectReport:
         """Open every planned socket, at most `at_once` per client process at a time."""
+        self.process_of.update(
+            (spec.session_key, index) for index, plan in enumerate(plans) for spec in plan
+        )
         results = await asyncio.gather(
             *(
                 h.call("connect", plan, at_once, attempts)
@@ -1156,8 +1201,12 @@ class LoadGenerator:
         duration: float,
         drain: float = 5.0,
         keep_latencies: bool = True,
+        planned: Sequence[tuple[float, str, str]] | None = None,
     ) -> StepResult:
-        """Offer `offered` deliveries/s for `duration` s, wait up to `drain` s, and count."""
+        """Offer `offered` deliveries/s for `duration` s, wait up to `drain` s, and count.
+
+        With `planned` the sends are those: (seconds after the start, session key, room) each,
+        in time order, sent by the client of that session; `offered` is then only recorded."""
         if not self.room_sizes:
             raise RuntimeError("join rooms before running a step")
         self.step_number += 1
@@ -1186,16 +1235,24 @@ class LoadGenerator:
         count = len(self.handles)
         start_at = time.monotonic() + 0.3
         share = rate / count
-        sends = await asyncio.gather(
-            *(
+        if planned is None:
+            calls = [
                 h.call("send", step, share, duration, start_at + i / (share * count))
                 for i, h in enumerate(self.handles)
-            )
-        )
+            ]
+        else:
+            parts: list[list[tuple[float, str, str]]] = [[] for _ in self.handles]
+            for send in planned:
+                parts[self.process_of[send[1]]].append(send)
+            calls = [
+                h.call("send_planned", step, part, start_at)
+                for h, part in zip(self.handles, parts, strict=True)
+            ]
+        sends = await asyncio.gather(*calls)
         sent: dict[str, str] = {}
         for s in sends:
             sent.update(s["sent"])
-        expected_now = len(sent) * room_size
+        expected_now = sum(self.room_sizes.get(room, 0) for room in sent.values())
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline:
             progress = await asyncio.gather(*(h.call("progress") for h in self.handles))

@@ -1,5 +1,5 @@
 """Turn a bench run (bench/results/latest.json) into docs/performance.md, its plot, and the
-"Choosing the channel layer" section of docs/scaling.md."""
+"Choosing the channel layer" and "Routing each room's events" sections of docs/scaling.md."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def write(data: Data) -> list[Path]:
             text = splice(text, name, lines)
         PERFORMANCE.write_text(text)
         written.append(PERFORMANCE)
-    layers = layer_section(data)
-    if layers:
-        SCALING.write_text(splice(SCALING.read_text(), "layers", layers))
+    text = SCALING.read_text()
+    for name, lines in (("layers", layer_section(data)), ("routing", routing_section(data))):
+        if lines:
+            text = splice(text, name, lines)
+    if text != SCALING.read_text():
+        SCALING.write_text(text)
         written.append(SCALING)
     return written
 
@@ -90,7 +93,7 @@ def performance(data: Data) -> dict[str, list[str]]:
             results += idle_section(s)
         elif s["key"] == "memory":
             results += memory_section(s)
-        elif s["key"] not in ("profile", "streams"):
+        elif s["key"] not in ("profile", "streams", "routing"):
             results += load_section(s)
     results += [
         "![Latency against offered load](performance-latency.png)",
@@ -814,7 +817,11 @@ def plot(data: Data, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [s for s in data["scenarios"] if s["steps"] and s["key"] not in ("profile", "streams")]
+    series = [
+        s
+        for s in data["scenarios"]
+        if s["steps"] and s["key"] not in ("profile", "streams", "routing")
+    ]
     if not series:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -952,5 +959,106 @@ def layer_section(data: Data) -> list[str]:
         f"`pubsub` {n(best_pubsub)}/s. {p99_note} Redis used at most "
         f"{redis['core']:.0f} % of a core with `core` and {redis['pubsub']:.0f} % with "
         f"`pubsub`. {verdict}",
+        *(["", *incidents] if incidents else []),
+    ]
+
+
+# --- docs/scaling.md: "Routing each room's events to the workers that need them" ----------------
+
+
+def routing_section(data: Data) -> list[str]:
+    """The routing comparison's block of docs/scaling.md (`bench:routing`): the same load with
+    CHATSITE_ROUTING=broadcast and =rooms."""
+    s = scenario(data, "routing")
+    if not s:
+        return []
+    extra = s["extra"]
+    modes = extra.get("modes") or {}
+    if not all(mode in modes for mode in ("broadcast", "rooms")):
+        return []
+    rows = [
+        "| `CHATSITE_ROUTING` | layer events received per worker/s (mean / max) | "
+        "layer events per message | worker CPU µs per delivery | p50 / p99 ms | lost | "
+        "other programs' CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in ("broadcast", "rooms"):
+        m = modes[mode]
+        st = m["step"]
+        rows.append(
+            f"| `{mode}` | {n(m['events_per_worker_per_s_mean'])} / "
+            f"{n(m['events_per_worker_per_s_max'])} | {m['events_per_message']:.2f} | "
+            f"{m['cpu_us_per_delivery']:.0f} | {ms(st['p50_ms'])} / {ms(st['p99_ms'])} | "
+            f"{n(st['lost'])} of {n(st['expected'])} | "
+            f"{st.get('other_cpu_percent') or 0.0:.0f} % of a core |"
+        )
+    b, r = modes["broadcast"], modes["rooms"]
+    scale = data.get("scale", 1.0)
+    other = max(m["step"].get("other_cpu_percent") or 0.0 for m in (b, r))
+    events_ratio = (
+        r["events_per_worker_per_s_mean"] / b["events_per_worker_per_s_mean"]
+        if b["events_per_worker_per_s_mean"]
+        else 0.0
+    )
+    cpu_ratio = (
+        r["cpu_us_per_delivery"] / b["cpu_us_per_delivery"] if b["cpu_us_per_delivery"] else 0.0
+    )
+    redis = [m["step"].get("redis_cpu_percent") for m in (b, r)]
+    publish = [m.get("redis_publish_per_s") for m in (b, r)]
+    incidents = [
+        f"Redis restarted during the `{mode}` half (not by the bench): its figures are suspect."
+        for mode in ("broadcast", "rooms")
+        if modes[mode].get("redis_restarted")
+    ] + [
+        f"During the `{mode}` half the workers closed {n(closed)} sockets with "
+        f"{', '.join(f'`{code}`' for code in sorted(m['step']['closes']))}"
+        + (
+            " (resync: a hub that missed events, or stopped hearing its own beats)"
+            if "4012" in m["step"]["closes"]
+            else ""
+        )
+        + "; the bench does not reconnect them, so their deliveries count as lost."
+        for mode, m in modes.items()
+        if (closed := sum(m["step"].get("closes", {}).values()))
+    ]
+    lag = [m.get("publish_to_deliver_ms_mean") for m in (b, r)]
+    return [
+        "`CHATSITE_ROUTING=rooms` (the default) sends a room's events to the room's layer group, "
+        "which a worker's hub joins only while it has a socket in the room; `broadcast` sends "
+        "every event to every worker. `make bench-routing` runs the same load with each, on "
+        f"fresh workers and a fresh database ({s['setup']}; {n(s['clients'])} sockets, one user "
+        f"each: {n(extra['pairs'])} two-person rooms, every user in one, and "
+        f"{n(extra['crowds'])} rooms of {n(extra['crowd_size'])}; "
+        f"{extra['pair_rate']:g} messages/s into random two-person rooms and "
+        f"{extra['crowd_rate']:g}/s into random rooms of {n(extra['crowd_size'])}, each by a "
+        f"random member, for {extra['seconds']:g} s: {n(extra['offered'])} deliveries/s, half "
+        f"in each kind of room" + (f"; scale {scale:g}" if scale != 1 else "") + "; run of "
+        f"{extra.get('date') or data['machine']['date']} on a "
+        f"{extra.get('cores') or data['machine']['cores']}-core machine shared with "
+        f"other programs, which used up to {other:.0f} % of a core meanwhile). Layer events are "
+        "counted by each worker (`chat_layer_events_received_total`, beats not included) and "
+        "its CPU time read, before and after the window; rates are per second of sending:",
+        "",
+        *rows,
+        "",
+        f"With `rooms` each worker received {events_ratio:.2f}× the layer events it did with "
+        f"`broadcast` ({r['events_per_message']:.2f} layer events per message sent instead of "
+        f"{b['events_per_message']:.2f}), and the workers spent {cpu_ratio:.2f}× the CPU per "
+        "delivery."
+        + (
+            f" Redis used {redis[0]:.0f} % of a core and ran {n(publish[0])} PUBLISH/s with "
+            f"`broadcast`, {redis[1]:.0f} % and {n(publish[1])}/s with `rooms` (every client of "
+            "that Redis counted; a hub also beats into each group it sent to lately, and batches "
+            "what queued meanwhile into one message per group)."
+            if None not in redis and None not in publish
+            else ""
+        )
+        + (
+            f" From a hub publishing a batch to a hub delivering it "
+            f"(`chat_publish_to_deliver_seconds`) took {lag[0]:.1f} ms on average with "
+            f"`broadcast` and {lag[1]:.1f} ms with `rooms`."
+            if None not in lag
+            else ""
+        ),
         *(["", *incidents] if incidents else []),
     ]

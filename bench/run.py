@@ -2,6 +2,7 @@
 
     python -m bench.run                    # the standard scenarios (`make bench`, < 5 minutes)
     python -m bench.run --only two-core,two-pubsub --merge   # `make bench-layers`
+    python -m bench.run --only routing --merge                # `make bench-routing`
     python -m bench.run --scale 0.2        # a fifth of the clients, loads and idle sockets
     python -m bench.run --report-only      # re-render the docs from bench/results/latest.json
 
@@ -22,6 +23,13 @@ and profile as time allows:
 - idle:          5,000 idle sockets on one worker (SQLite): RSS per socket.
 - memory:        one worker under tracemalloc: what an idle socket allocates, by library.
 - profile:       one worker under pyinstrument at a saturating load: where the time goes.
+- routing:       4 daphne workers (PostgreSQL, Redis `pubsub` layer, addressed directly, each
+                 client on a worker picked at random), run twice: CHATSITE_ROUTING=broadcast
+                 then rooms. 2,000 sockets, one user each: 1,000 two-person rooms (every user
+                 in one) and 10 rooms of 100 (users 0..999); a planned steady load (random
+                 members posting into random rooms, as many deliveries in the two-person rooms
+                 as in those of 100) for 30 s. Per worker, from its `GET /metrics` and its CPU
+                 time: layer events received, deliveries, CPU per delivery. With --only.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -56,7 +65,7 @@ from .server import (
     nginx_available,
 )
 from .site import Browser, sign_up_owner_with_rooms
-from .stats import Sampler, percentile, rss_of
+from .stats import Sampler, cpu_seconds_of, percentile, rss_of, scrape
 
 RESULTS = ROOT / "bench" / "results"
 OWNER_PASSWORD = "bench-owner-password-1234"
@@ -73,6 +82,19 @@ STANDARD = ("one-worker", "two-pubsub", "streams", "many", "memory", "profile")
 # ran the shared PostgreSQL out of connections on 2026-12-05, one opened per POST.
 STREAM_SHARE = 0.5
 STREAM_LOADS = (5000.0,)
+# The routing scenario, at scale 1: the workers, the rooms, the messages/s posted into the
+# two-person rooms (N) and into the rooms of 100 (N/50: as many deliveries as the pairs get),
+# the measured window after a warm-up, and the seed of the placement and of the plan of sends.
+ROUTING_MODES = ("broadcast", "rooms")
+ROUTING_WORKERS = 4
+ROUTING_PAIRS = 1000
+ROUTING_CROWDS = 10
+ROUTING_CROWD_SIZE = 100
+ROUTING_PAIR_RATE = 500.0
+ROUTING_CROWD_RATE = ROUTING_PAIR_RATE / 50
+ROUTING_SECONDS = 30.0
+ROUTING_WARMUP_SECONDS = 3.0
+ROUTING_SEED = 20261205
 
 
 @dataclass
@@ -596,6 +618,318 @@ def render_profile(session_path: Path, window: Sequence[float]) -> tuple[str, di
     return text, profile_shares(cut)
 
 
+# --- routing: which workers receive a room's events ----------------------------------------------
+
+
+@dataclass
+class RoutingLayout:
+    """Who is in which room, which worker each user's socket is on, and what they post."""
+
+    users: int
+    pairs: list[list[int]]  # the members of each two-person room
+    crowds: list[list[int]]  # the members of each room of ROUTING_CROWD_SIZE
+    placement: list[int]  # user i's worker
+    pair_rate: float
+    crowd_rate: float
+
+    @staticmethod
+    def pair_slug(i: int) -> str:
+        return f"pair-{i}"
+
+    @staticmethod
+    def crowd_slug(i: int) -> str:
+        return f"crowd-{i}"
+
+    def rooms(self) -> list[dict[str, Any]]:
+        """The rooms for bench.seed's `--layout`."""
+        return [
+            {"slug": self.pair_slug(i), "kind": "private", "members": members}
+            for i, members in enumerate(self.pairs)
+        ] + [
+            {"slug": self.crowd_slug(i), "kind": "public", "members": members}
+            for i, members in enumerate(self.crowds)
+        ]
+
+    def rooms_of(self) -> tuple[list[str], list[list[str]]]:
+        """Each user's two-person room, and the rooms of 100 they are in too."""
+        pair_of = [""] * self.users
+        also: list[list[str]] = [[] for _ in range(self.users)]
+        for i, members in enumerate(self.pairs):
+            for user in members:
+                pair_of[user] = self.pair_slug(i)
+        for i, members in enumerate(self.crowds):
+            for user in members:
+                also[user].append(self.crowd_slug(i))
+        return pair_of, also
+
+    def offered(self) -> float:
+        """Deliveries/s the plan offers."""
+        size = sum(len(m) for m in self.crowds) / max(len(self.crowds), 1)
+        return self.pair_rate * 2 + self.crowd_rate * size
+
+    def plan(self, seconds: float, seed: int) -> list[tuple[float, int, str]]:
+        """The sends of a steady window: (seconds from its start, user, room), in time order;
+        each message into a random room of its kind, by a random member of that room. The
+        two kinds are spaced evenly, each at its own rate."""
+        rng = random.Random(seed)
+        sends = []
+        for rate, rooms, slug in (
+            (self.pair_rate, self.pairs, self.pair_slug),
+            (self.crowd_rate, self.crowds, self.crowd_slug),
+        ):
+            for k in range(round(rate * seconds)):
+                room = rng.randrange(len(rooms))
+                sends.append(((k + 0.5) / rate, rng.choice(rooms[room]), slug(room)))
+        sends.sort()
+        return sends
+
+
+def routing_layout(scale: float, workers: int, seed: int) -> RoutingLayout:
+    """ROUTING_PAIRS two-person rooms (user j with user j + pairs) and ROUTING_CROWDS rooms of
+    ROUTING_CROWD_SIZE (users 0…, in turn), both counts and both rates times `scale`; every
+    user on a worker picked at random (`seed`), so a room's members are spread at random."""
+    pairs = max(10, round(ROUTING_PAIRS * scale))
+    users = 2 * pairs
+    crowds = max(1, round(ROUTING_CROWDS * scale))
+    size = min(ROUTING_CROWD_SIZE, users // crowds)
+    rng = random.Random(seed)
+    return RoutingLayout(
+        users=users,
+        pairs=[[j, j + pairs] for j in range(pairs)],
+        crowds=[list(range(c * size, (c + 1) * size)) for c in range(crowds)],
+        placement=[rng.randrange(workers) for _ in range(users)],
+        pair_rate=ROUTING_PAIR_RATE * pairs / ROUTING_PAIRS,
+        crowd_rate=ROUTING_CROWD_RATE * crowds / ROUTING_CROWDS,
+    )
+
+
+ROUTING_METRICS = {
+    "events": "chat_layer_events_received_total",
+    "deliveries": "chat_deliveries_total",
+    "layer_groups": "chat_layer_groups",
+    "room_subscriptions": "chat_room_subscriptions",
+    "connections": 'chat_connections{transport="websocket"}',
+    # From a hub publishing a batch to a hub delivering it: the layer's part of the latency.
+    "lag_seconds": "chat_publish_to_deliver_seconds_sum",
+    "lag_count": "chat_publish_to_deliver_seconds_count",
+}
+
+
+def redis_publishes(url: str) -> int | None:
+    """PUBLISH commands the Redis server has run so far (INFO commandstats): the pub/sub layer's
+    messages, beats included, but of everyone using that server."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        try:
+            return int(client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+        finally:
+            client.close()
+    except Exception:
+        return None
+
+
+def worker_figures(site: Any) -> list[dict[str, float]]:
+    """Each worker's figures of ROUTING_METRICS (GET /metrics) and its CPU seconds so far."""
+    cpu = cpu_seconds_of(site.worker_pids)
+    figures = []
+    for url, seconds in zip(site.http_urls, cpu, strict=True):
+        samples = scrape(url)
+        figures.append(
+            {key: samples.get(name, 0.0) for key, name in ROUTING_METRICS.items()}
+            | {"cpu_seconds": seconds}
+        )
+    return figures
+
+
+def routing_figures(
+    before: list[dict[str, float]],
+    after: list[dict[str, float]],
+    window: float,
+    seconds: float,
+    sent: int,
+) -> dict[str, Any]:
+    """What each worker did over the window (counters: the difference), and the derived
+    figures of the comparison. Rates are per second of sending (`seconds`): the window also
+    holds the drain, in which nothing new is sent."""
+    workers = []
+    for b, a in zip(before, after, strict=True):
+        workers.append(
+            {
+                "events": a["events"] - b["events"],
+                "deliveries": a["deliveries"] - b["deliveries"],
+                "cpu_seconds": a["cpu_seconds"] - b["cpu_seconds"],
+                "lag_seconds": a["lag_seconds"] - b["lag_seconds"],
+                "lag_count": a["lag_count"] - b["lag_count"],
+                "layer_groups": a["layer_groups"],
+                "room_subscriptions": a["room_subscriptions"],
+                "connections": a["connections"],
+            }
+        )
+    events_per_s = [w["events"] / seconds for w in workers]
+    deliveries = sum(w["deliveries"] for w in workers)
+    cpu = sum(w["cpu_seconds"] for w in workers)
+    lag_count = sum(w["lag_count"] for w in workers)
+    return {
+        "window_seconds": window,
+        "sending_seconds": seconds,
+        "workers": workers,
+        "events_per_worker_per_s": events_per_s,
+        "events_per_worker_per_s_mean": sum(events_per_s) / len(events_per_s),
+        "events_per_worker_per_s_max": max(events_per_s),
+        "events_per_message": sum(w["events"] for w in workers) / max(sent, 1),
+        "deliveries": deliveries,
+        "cpu_seconds": cpu,
+        "cpu_us_per_delivery": cpu * 1e6 / deliveries if deliveries else 0.0,
+        "publish_to_deliver_ms_mean": (
+            sum(w["lag_seconds"] for w in workers) * 1000 / lag_count if lag_count else 0.0
+        ),
+    }
+
+
+async def run_routing_mode(
+    mode: str,
+    layout: RoutingLayout,
+    *,
+    seconds: float,
+    processes: int,
+    redis_url: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """One half of the routing scenario: fresh workers and database with CHATSITE_ROUTING=mode,
+    the layout seeded, a warm-up, then the measured steady window."""
+    record: dict[str, Any] = {"mode": mode}
+    with Deployment(
+        workers=ROUTING_WORKERS,
+        database="postgres",
+        redis_url=redis_url,
+        name=f"routing-{mode}",
+        extra_env={**env, "CHATSITE_ROUTING": mode},
+    ) as site:
+        seeded = await asyncio.to_thread(site.seed_users, "r", layout.users, None, layout.rooms())
+        keys = [key for _, key in seeded]
+        pair_of, also = layout.rooms_of()
+        async with LoadGenerator(
+            site.ws_urls,
+            processes=processes,
+            server_pids=site.worker_pids,
+            redis_url=redis_url,
+            postgres=True,
+        ) as load:
+            plans = load.plan(keys, pair_of, also=also, placement=layout.placement)
+            connect = await load.connect(plans)
+            record["connect"] = dataclasses.asdict(connect)
+            log(f"routing {mode}: {_connect_line(connect)}")
+            joined = await load.join(members=True)
+            record["join_failed"] = joined["failed"]
+            await workers_idle(site.worker_pids, limit=15)
+            sizes = sorted(set(joined["rooms"].values()))
+            log(
+                f"routing {mode}: {len(joined['rooms'])} rooms of {sizes} sockets joined, failed "
+                f"{joined['failed']}"
+            )
+
+            def planned(length: float, seed: int) -> list[tuple[float, str, str]]:
+                return [(at, keys[user], room) for at, user, room in layout.plan(length, seed)]
+
+            offered = layout.offered()
+            warm = await load.step(
+                "warm-up",
+                offered,
+                duration=ROUTING_WARMUP_SECONDS,
+                drain=DRAIN_SECONDS,
+                planned=planned(ROUTING_WARMUP_SECONDS, ROUTING_SEED + 1),
+            )
+            log(f"routing {mode}: {describe_step(warm)}")
+            await load.settle(quiet=0.3, limit=10)
+            sends = planned(seconds, ROUTING_SEED)
+            published = redis_publishes(redis_url)
+            before, started = worker_figures(site), time.monotonic()
+            step = await load.step(
+                f"{offered:,.0f}/s steady",
+                offered,
+                duration=seconds,
+                drain=DRAIN_SECONDS,
+                planned=sends,
+            )
+            after, window = worker_figures(site), time.monotonic() - started
+            if published is not None and (now := redis_publishes(redis_url)) is not None:
+                record["redis_publish_per_s"] = (now - published) / seconds
+            log(f"routing {mode}: {describe_step(step)}")
+            record["step"] = step_record(step, cdf_points=100)
+            record |= routing_figures(before, after, window, seconds, step.sent)
+            record["messages"] = step.sent
+            record["redis_restarted"] = step.redis_restarted
+            log(
+                f"routing {mode}: layer events received per worker per second "
+                f"{[round(e) for e in record['events_per_worker_per_s']]} "
+                f"(mean {record['events_per_worker_per_s_mean']:,.0f}), "
+                f"{record['events_per_message']:.2f} per message; CPU "
+                f"{record['cpu_us_per_delivery']:.0f} µs per delivery "
+                f"({record['cpu_seconds']:.1f} s over {record['deliveries']:,.0f} deliveries); "
+                f"layer groups {[round(w['layer_groups']) for w in record['workers']]}; Redis "
+                f"PUBLISH {record.get('redis_publish_per_s', 0):,.0f}/s (all its clients); "
+                f"publish to deliver {record['publish_to_deliver_ms_mean']:.1f} ms on average, "
+                f"ack p50 {step.transports.get('websocket', {}).get('ack_p50_ms', 0):.1f} ms"
+            )
+            # Workers first, as in run_streams: draining, they close their sockets without
+            # announcing every user offline to their rooms.
+            site.stop_workers()
+    return record
+
+
+async def run_routing(
+    scale: float, processes: int, redis_url: str, env: dict[str, str]
+) -> ScenarioResult:
+    """The same users, rooms, placement and plan of sends with CHATSITE_ROUTING=broadcast, then
+    with rooms; each on fresh workers and a fresh database."""
+    started = time.monotonic()
+    layout = routing_layout(scale, ROUTING_WORKERS, ROUTING_SEED)
+    seconds = max(10.0, ROUTING_SECONDS * min(scale, 1.0))
+    crowd = len(layout.crowds[0])
+    result = ScenarioResult(
+        "routing",
+        "Routing each room's events to the workers that need them",
+        f"{ROUTING_WORKERS} daphne workers, PostgreSQL, Redis `pubsub` layer, addressed "
+        "directly, each client on a worker picked at random",
+        layout.users,
+        len(layout.pairs) + len(layout.crowds),
+        ROUTING_WORKERS,
+    )
+    result.extra = {
+        "pairs": len(layout.pairs),
+        "crowds": len(layout.crowds),
+        "crowd_size": crowd,
+        "pair_rate": layout.pair_rate,
+        "crowd_rate": layout.crowd_rate,
+        "offered": layout.offered(),
+        "seconds": seconds,
+        "seed": ROUTING_SEED,
+        # Its own: a run merged into older results (--merge) keeps their machine facts.
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "modes": {},
+    }
+    log(
+        f"routing: {layout.users} sockets on {ROUTING_WORKERS} workers, {len(layout.pairs)} "
+        f"two-person rooms and {len(layout.crowds)} of {crowd}; {layout.pair_rate:g} + "
+        f"{layout.crowd_rate:g} messages/s ({layout.offered():,.0f} deliveries/s) for {seconds:g} s"
+    )
+    errors = []
+    for mode in ROUTING_MODES:
+        try:
+            result.extra["modes"][mode] = await run_routing_mode(
+                mode, layout, seconds=seconds, processes=processes, redis_url=redis_url, env=env
+            )
+        except Exception as exc:
+            errors.append(f"{mode}: {type(exc).__name__}: {exc}")
+            log(f"routing {mode}: FAILED: {errors[-1]}")
+    result.error = "; ".join(errors) or None
+    result.seconds = time.monotonic() - started
+    return result
+
+
 # --- the whole run ------------------------------------------------------------------------------
 
 
@@ -781,6 +1115,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 behind_nginx=behind_nginx,
             )
         )
+    if wanted("routing"):
+        scenarios.append(await run_routing(scale, processes, redis_url, env))
     profile_text = ""
     shares: dict[str, float] = {}
     skipped: list[str] = []
@@ -872,7 +1208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="one-worker,two-core,two-pubsub,streams,idle,many,memory,profile",
+        help="one-worker,two-core,two-pubsub,streams,idle,many,memory,profile,routing",
     )
     parser.add_argument("--direct", action="store_true", help="two workers without nginx")
     parser.add_argument(

@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -175,10 +176,15 @@ class Deployment:
         self._sessions.extend(keys)
 
     def seed_users(
-        self, prefix: str, count: int, rooms: list[str] | None = None
+        self,
+        prefix: str,
+        count: int,
+        rooms: list[str] | None = None,
+        layout: list[dict[str, Any]] | None = None,
     ) -> list[list[str]]:
-        """Create users and sessions in the database; returns [[username, session_key], …]."""
-        users = _seed(self.env(), prefix, count, rooms)
+        """Create users and sessions in the database (and the rooms of `layout`, bench.seed);
+        returns [[username, session_key], …]."""
+        users = _seed(self.env(), prefix, count, rooms, layout)
         self._sessions.extend(key for _, key in users)
         return users
 
@@ -257,12 +263,26 @@ class Deployment:
         self._pg_name = None
 
 
-def _seed(env: dict[str, str], prefix: str, count: int, rooms: list[str] | None) -> list[list[str]]:
+def _seed(
+    env: dict[str, str],
+    prefix: str,
+    count: int,
+    rooms: list[str] | None,
+    layout: list[dict[str, Any]] | None = None,
+) -> list[list[str]]:
     """Run `python -m bench.seed` with a deployment's environment."""
     command = [sys.executable, "-m", "bench.seed", "--prefix", prefix, "--count", str(count)]
     command += ["--rooms", ",".join(rooms or [])]
+    if layout:
+        command += ["--layout", "-"]
     result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, timeout=300, check=False
+        command,
+        cwd=ROOT,
+        env=env,
+        input=orjson.dumps({"rooms": layout}) if layout else None,
+        capture_output=True,
+        timeout=300,
+        check=False,
     )
     if result.returncode != 0:
         raise DeploymentError(f"bench.seed failed:\n{result.stderr.decode()[-3000:]}")
@@ -423,9 +443,13 @@ class NginxDeployment:
         self._sessions.extend(keys)
 
     def seed_users(
-        self, prefix: str, count: int, rooms: list[str] | None = None
+        self,
+        prefix: str,
+        count: int,
+        rooms: list[str] | None = None,
+        layout: list[dict[str, Any]] | None = None,
     ) -> list[list[str]]:
-        users = _seed(self.env(), prefix, count, rooms)
+        users = _seed(self.env(), prefix, count, rooms, layout)
         self._sessions.extend(key for _, key in users)
         return users
 

@@ -104,6 +104,34 @@ def _busy_seconds() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
+def cpu_seconds_of(pids: Sequence[int]) -> list[float]:
+    """User plus system CPU seconds of each PID so far (0 for one that is gone)."""
+    seconds = []
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            seconds.append(float(times.user + times.system))
+        except psutil.Error:
+            seconds.append(0.0)
+    return seconds
+
+
+def scrape(base_url: str) -> dict[str, float]:
+    """A worker's `GET /metrics` (Prometheus text) as {sample: value}, a sample named with its
+    labels as written (`chat_connections{transport="websocket"}`)."""
+    from .site import Browser
+
+    status, _, text = Browser(base_url).get("/metrics")
+    if status != 200:
+        raise RuntimeError(f"{base_url}/metrics answered {status}")
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def rss_of(pids: Sequence[int]) -> list[int]:
     """Resident set size of each PID now (0 for one that is gone)."""
     sizes = []

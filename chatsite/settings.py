@@ -8,6 +8,7 @@ import re
 import sys
 import warnings
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """Read one of `choices` (unset or empty: the first)."""
+    value = os.environ.get(name, "").strip() or choices[0]
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; not {value!r}.")
+    return value
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 
 # `make run` and the test suite set CHATSITE_DEV=1 so a fresh clone works without a secret;
@@ -81,12 +90,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_prometheus",
     "axes",
     "accounts",
     "rooms",
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times every request for /metrics.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,8 +108,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatsite.middleware.ContentSecurityPolicyMiddleware",
-    # Last, as axes documents: it turns a throttled sign-in into the lockout page.
+    # Last but one, as axes documents: it turns a throttled sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -138,27 +151,111 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory: browser and live-server tests share the database across threads.
     DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}.test"}
+    # Django's backend, counted for /metrics by django-prometheus' (queries, their time, errors,
+    # connections), its cursor class made once (see there).
+    DATABASES["default"]["ENGINE"] = "chatsite.sqlite3"
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, minus the health check of a connection busy a moment ago (see there).
+    # Django's backend, minus the health check of a connection busy a moment ago (see there),
+    # counted for /metrics.
     DATABASES["default"]["ENGINE"] = "chatsite.postgresql"
     # A stopped or unreachable server must fail requests (and /healthz) fast, not hang them.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Who may read GET /metrics (chatsite/metrics.py): addresses or networks, comma-separated.
+try:
+    METRICS_ALLOW = [
+        ip_network(part.strip(), strict=False)
+        for part in os.environ.get("CHATSITE_METRICS_ALLOW", "127.0.0.1,::1").split(",")
+        if part.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"CHATSITE_METRICS_ALLOW: {exc}") from None
+
+
+def env_addresses(name: str) -> list[tuple[str, int]]:
+    """Read `host:port,host:port` (an IPv6 host in brackets); any other part stops start-up."""
+    addresses = []
+    for part in env_list(name, ""):
+        host, _, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"{name}: {part!r} is not host:port (for example 10.0.0.5:26379)."
+            )
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def redis_url_options(url: str) -> dict:
+    """What redis-py reads from one Redis URL (`host`, `port`, `db`, `password`…); one it
+    cannot read stops start-up."""
+    try:
+        return parse_redis_url(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not a Redis URL: {exc}") from None
 
 
 def redis_database(url: str) -> int:
     """The database number of a Redis URL as redis-py reads it (`/2` or `?db=2`), else 0."""
     if not url:
         return 0
-    try:
-        # With several servers (comma-separated), the first one's.
-        return int(parse_redis_url(url.split(",")[0].strip()).get("db", 0))
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not a Redis URL: {exc}") from None
+    # With several servers (comma-separated), the first one's.
+    return int(redis_url_options(url.split(",")[0].strip()).get("db", 0))
+
+
+def sentinel_master_options(url: str, master: str) -> dict[str, int | str]:
+    """The database and credentials REDIS_URL gives the master that Sentinel finds (database 0
+    when REDIS_URL is unset); a REDIS_URL that names a server stops start-up."""
+    if not url:
+        return {"db": 0}
+    options = redis_url_options(url)
+    # No host but the master's name, no port, no TLS or Unix socket (connection_class), one URL.
+    if (
+        "," in url
+        or options.get("host", master) != master
+        or {"port", "connection_class"} & set(options)
+    ):
+        raise ImproperlyConfigured(
+            f"REDIS_URL={url!r}: with REDIS_SENTINELS, Sentinel finds the server, so REDIS_URL "
+            f"gives only the database and password: redis://:PASSWORD@{master}/DB or "
+            "redis://:PASSWORD@/DB (or leave it unset for database 0 without a password)."
+        )
+    credentials = {key: options[key] for key in ("username", "password") if options.get(key)}
+    return {"db": int(options.get("db", 0)), **credentials}
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# One or several servers, comma-separated: the channel layer shards over them, everything else
+# uses the first (docs/scaling.md, "Several Redis servers and Sentinel").
+_redis_servers = [part.strip() for part in REDIS_URL.split(",") if part.strip()]
+for _server in _redis_servers:
+    redis_url_options(_server)
+if len(set(_redis_servers)) < len(_redis_servers):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} lists a server twice.")
+
+# Or Redis Sentinel: where the sentinels listen and the name they know the master by; the site
+# asks them for the master and follows a failover. REDIS_URL then gives only the database and
+# password (sentinel_master_options).
+REDIS_SENTINELS = env_addresses("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip()
+if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: the sentinels' addresses "
+        "(host:port,host:port) and the name they monitor the master by."
+    )
+# The cache reaches the master through a URL whose host is this name (django-redis), and URL
+# host names are read in lower case.
+if REDIS_SENTINEL_MASTER and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured(
+        f"REDIS_SENTINEL_MASTER={REDIS_SENTINEL_MASTER!r}: use lower-case ASCII letters, digits, "
+        "'.', '-' or '_'."
+    )
+REDIS_SENTINEL_MASTER_OPTIONS = (
+    sentinel_master_options(REDIS_URL, REDIS_SENTINEL_MASTER) if REDIS_SENTINELS else {}
+)
 
 
 # Prefix of every Redis key and pub/sub channel the site uses: channel layer, presence, rate
@@ -180,22 +277,34 @@ if not re.fullmatch(r"[A-Za-z0-9._-]{1,50}", REDIS_KEY_PREFIX):
 # lapses when Redis restarts or drops a slow subscriber) the hubs' numbering notices, and the
 # sockets resync (rooms/fanout.py).
 CHANNEL_LAYER_BACKENDS = {
-    "core": "channels_redis.core.RedisChannelLayer",
+    # channels-redis's RedisChannelLayer, with direct sends placed right on several servers.
+    "core": "chatsite.channel_layers.ShardedRedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
-_layer_kind = os.environ.get("CHATSITE_CHANNEL_LAYER", "pubsub")
-if _layer_kind not in CHANNEL_LAYER_BACKENDS:
-    raise ImproperlyConfigured(
-        f"CHATSITE_CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}."
-    )
+_layer_kind = env_choice("CHATSITE_CHANNEL_LAYER", ("pubsub", "core"))
 
-if REDIS_URL:
-    _layer_config: dict[str, object] = {
-        # socket_timeout=None: a finite read timeout races the layer's blocking reads and
-        # drops idle sockets (redis-py 8 made it 5 s by default; stack fact 1).
-        "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-        "prefix": REDIS_KEY_PREFIX,
-    }
+# The channel layer's servers: channels-redis places each group and each process's channels on
+# one of them by consistent hashing (stack fact 12). Presence, rate limits and the cache use the
+# first server only (here and in rooms/redis.py): every worker must find their keys in one place,
+# and django-redis would take a comma-separated LOCATION for a primary and its replicas.
+# socket_timeout=None: a finite read timeout races the layer's blocking reads and drops idle
+# sockets (redis-py 8 made it 5 s by default; stack fact 1).
+if REDIS_SENTINELS:
+    _layer_hosts: list[dict[str, object]] = [
+        {
+            "sentinels": REDIS_SENTINELS,
+            "master_name": REDIS_SENTINEL_MASTER,
+            # Asking where the master is must not hang a reconnect on a silent sentinel.
+            "sentinel_kwargs": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "socket_timeout": None,
+            **REDIS_SENTINEL_MASTER_OPTIONS,
+        }
+    ]
+else:
+    _layer_hosts = [{"address": server, "socket_timeout": None} for server in _redis_servers]
+
+if _layer_hosts:
+    _layer_config: dict[str, object] = {"hosts": _layer_hosts, "prefix": REDIS_KEY_PREFIX}
     if _layer_kind == "core":
         _layer_config.update(
             {
@@ -210,6 +319,21 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": CHANNEL_LAYER_BACKENDS[_layer_kind], "CONFIG": _layer_config}
     }
+    if REDIS_SENTINELS:
+        # django-redis asks the sentinels for the master that LOCATION's host names (with the
+        # master's timeouts below for the sentinels too), with REDIS_URL's credentials.
+        _cache_location = f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_SENTINEL_MASTER_OPTIONS['db']}"
+        _cache_sentinel_options: dict[str, object] = {
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": REDIS_SENTINELS,
+            **{
+                key.upper(): value
+                for key, value in REDIS_SENTINEL_MASTER_OPTIONS.items()
+                if key in ("username", "password")
+            },
+        }
+    else:
+        _cache_location, _cache_sentinel_options = _redis_servers[0], {}
     CACHES = {
         "default": {
             # django-redis rather than Django's RedisCache: it can turn a Redis outage into
@@ -217,12 +341,13 @@ if REDIS_URL:
             # the database and pages and sign-in keep working (contract §4). The timeouts bound
             # what a paused or unreachable Redis costs each cache call (docs/deploy.md).
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": _cache_location,
             "KEY_PREFIX": REDIS_KEY_PREFIX,
             "OPTIONS": {
                 "IGNORE_EXCEPTIONS": True,
                 "SOCKET_CONNECT_TIMEOUT": 0.5,
                 "SOCKET_TIMEOUT": 0.5,
+                **_cache_sentinel_options,
             },
         }
     }
@@ -324,6 +449,10 @@ LOGGING = {
 # ones; 0 runs the site on plain ASGI (the limits stay on).
 SERVER_TUNING = env_bool("CHATSITE_SERVER_TUNING", True)
 
+# `rooms`: a worker receives the events of the rooms and users it has connections of;
+# `broadcast`: every worker receives every event (docs/scaling.md compares them).
+CHAT_ROUTING = env_choice("CHATSITE_ROUTING", ("rooms", "broadcast"))
+
 # Chat limits: the numbers of the contract live here once.
 CHAT = {
     "MAX_BODY_CHARS": 4000,
@@ -338,8 +467,11 @@ CHAT = {
     "PRESENCE_TTL_SECONDS": 30,
     "PRESENCE_HEARTBEAT_SECONDS": 10,
     "HUB_REFRESH_SECONDS": 30,
-    # A hub with nothing to send says how far it got this often (rooms/fanout.py).
+    # A hub says how far it got this often, to every group it sent to meanwhile (rooms/fanout.py).
     "HUB_BEAT_SECONDS": 2,
+    # How long a worker stays in a room's group after its last connection there went: a tab
+    # reloaded or a socket moved back within it costs no leave and join.
+    "HUB_LEAVE_AFTER_SECONDS": 10,
     # What one user or socket may cost a worker (docs/security.md has the table).
     # No server frame is larger than this (daphne's own cap on a WebSocket message).
     "MAX_SERVER_FRAME_BYTES": 1024 * 1024,

@@ -132,16 +132,18 @@ class Cluster:
             ) from None
         import redis
 
-        rd = urlparse(self.config.redis_url)
-        try:
-            client = redis.Redis.from_url(self.config.redis_url, socket_connect_timeout=2)
-            client.ping()
-            client.close()
-        except Exception as exc:
-            raise ClusterError(
-                f"Redis does not answer at {rd.hostname}:{rd.port or 6379} ({exc}). "
-                "Start it, or point REDIS_URL at one."
-            ) from None
+        # Each server when REDIS_URL lists several (docs/scaling.md).
+        for url in (part.strip() for part in self.config.redis_url.split(",") if part.strip()):
+            rd = urlparse(url)
+            try:
+                client = redis.Redis.from_url(url, socket_connect_timeout=2)
+                client.ping()
+                client.close()
+            except Exception as exc:
+                raise ClusterError(
+                    f"Redis does not answer at {rd.hostname}:{rd.port or 6379} ({exc}). "
+                    "Start it, or point REDIS_URL at one."
+                ) from None
 
     def _admin_connection(self) -> Any:
         """A connection to the server's `postgres` database, for CREATE/DROP DATABASE."""

@@ -1,4 +1,4 @@
-"""Who is online, across every worker: in Redis when REDIS_URL is set, in process otherwise.
+"""Who is online, across every worker: in Redis when the site has it, in process otherwise.
 
 Each connection is a member of its user's set with an expiry that its worker refreshes every
 PRESENCE_HEARTBEAT_SECONDS. A worker that dies stops refreshing; any live worker's sweep then

@@ -1,8 +1,8 @@
 """Per-user budgets (token buckets) and the typing throttle, shared by all tabs and workers.
 
-In Redis when REDIS_URL is set, in process otherwise. While Redis is away every worker falls
-back to its own in-process buckets: limits then hold per worker instead of across them, but they
-hold (a Redis outage must neither stop the chat nor lift its limits).
+In Redis when the site has it (rooms/redis.py), in process otherwise. While Redis is away every
+worker falls back to its own in-process buckets: limits then hold per worker instead of across
+them, but they hold (a Redis outage must neither stop the chat nor lift its limits).
 """
 
 from __future__ import annotations

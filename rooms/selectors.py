@@ -45,6 +45,14 @@ def connection_state(user: User) -> tuple[list[Membership], User | None]:
     return memberships_of(user), next(iter(found), None)
 
 
+def refresh_last_seq(rooms: list[Room], room_ids: list[int]) -> None:
+    """Read `last_seq` again for those of the rooms in `room_ids` (one query)."""
+    fresh = dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+    for room in rooms:
+        if room.pk in fresh:
+            room.last_seq = fresh[room.pk]
+
+
 def rooms_for(user: User) -> list[RoomEntry]:
     """Every room the user may see, with unread counts for the ones they belong to."""
     last_read = Membership.objects.filter(room=OuterRef("pk"), user=user).values("last_read")[:1]

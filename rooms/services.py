@@ -190,7 +190,13 @@ def _add_member(
     presence = protocol.encode(protocol.presence(room.slug, user.get_username(), "joined"))
     fanout.publish_on_commit(
         [
-            {"user": user.pk, "subscribe": room.pk, "frame": room_added, "skip_conn": origin},
+            {
+                "user": user.pk,
+                "subscribe": room.pk,
+                "seq": room.last_seq,
+                "frame": room_added,
+                "skip_conn": origin,
+            },
             {"room": room.pk, "skip_user": user.pk, "frame": presence},
         ]
     )
@@ -410,7 +416,7 @@ def _store_message_in_one_statement(
 def _publish_new_message(message: Message) -> None:
     payload = protocol.message_payload(message, message.author.get_username())
     frame = protocol.encode(protocol.message(message.room.slug, payload))
-    fanout.publish_on_commit([{"room": message.room_id, "frame": frame}])
+    fanout.publish_on_commit([{"room": message.room_id, "seq": message.seq, "frame": frame}])
 
 
 @transaction.atomic
@@ -496,6 +502,26 @@ def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) ->
     frame = protocol.encode(protocol.unread_payload(room, membership.last_read))
     fanout.publish_on_commit([{"user": user.pk, "frame": frame, "skip_conn": origin}])
     return membership
+
+
+def missed_messages(room_id: int, after: int) -> list[tuple[int, str]]:
+    """The room's messages after `after`, as (seq, `message` frame), at most HISTORY_MAX: what
+    a worker that has just joined the room's group may have missed (rooms/fanout.py)."""
+    rows = (
+        Message.objects.filter(room_id=room_id, seq__gt=after)
+        .with_author()
+        .select_related("room")
+        .order_by("seq")[: LIMITS["HISTORY_MAX"]]
+    )
+    return [
+        (
+            m.seq,
+            protocol.encode(
+                protocol.message(m.room.slug, protocol.message_payload(m, m.author.get_username()))
+            ),
+        )
+        for m in rows
+    ]
 
 
 def history(

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from . import fanout, presence, protocol, ratelimit, selectors, services
+from . import fanout, metrics, presence, protocol, ratelimit, selectors, services
 from .models import Room
 from .protocol import ProtocolError
 from .sockets import Broadcast, ServerSocket
@@ -130,9 +130,15 @@ class ChatSession:
         try:
             if self.hub.draining or not await self.hub.wait_ready():
                 raise ConnectionError("this worker cannot reach the channel layer")
-            # Held before the rooms are read, so nothing published meanwhile passes it by.
-            self.hub.hold(self)
+            # Held (and the user's group joined) before the rooms are read, so nothing
+            # published for the user meanwhile passes it by.
+            await self.hub.hold(self)
             memberships, lean_user = await _db(selectors.connection_state)(user)
+            joined = await self.hub.enter(self, [m.room_id for m in memberships])
+            if joined:
+                # What those rooms said before this worker was in their groups passed it by:
+                # `hello` reports it, so the client asks for it.
+                await _db(selectors.refresh_last_seq)([m.room for m in memberships], joined)
         except Exception:
             # The handshake was fine; this worker is not: go elsewhere (or retry) and resume.
             logger.warning("refusing a socket: worker unavailable", exc_info=True)
@@ -172,7 +178,7 @@ class ChatSession:
         for m in memberships:
             self.rooms[m.room.slug] = _shared(m.room)
         await self.write(hello)
-        await self.hub.release(self, [m.room_id for m in memberships])
+        await self.hub.release(self)
         if first:
             # The rooms just read: no query, so no database-thread hop.
             services.announce_presence(
@@ -234,9 +240,11 @@ class ChatSession:
         ref = None
         try:
             frame = protocol.parse(text_data, bytes_data)
+            metrics.frame_received(frame["type"])
             ref = frame.get("ref")
             await self.handlers[frame["type"]](self, frame)
         except ProtocolError as exc:
+            metrics.frame_received(None)
             await self.reply_error(exc.code, exc.detail, exc.ref)
             if exc.code in protocol.MALFORMED_CODES:
                 await self._count_malformed()
@@ -308,7 +316,9 @@ class ChatSession:
         membership, _ = await _db(services.join_room)(
             user=self.user, room=room, origin=self.conn_id
         )
-        self.hub.subscribe(self, room.pk)
+        # In the room's group before the reply: the history the client asks next and the live
+        # events after it leave no gap.
+        await self.hub.follow(self, room.pk)
         members, count = await _db(selectors.listed_members)(room)
         online = await presence.backend().online(pk for pk, _ in members)
         joined = protocol.joined(
@@ -343,7 +353,8 @@ class ChatSession:
         )
         self.rooms[room.slug] = _shared(room)
         # Subscribe now: the hub's `room_added` may arrive after the client's next frame.
-        self.hub.subscribe(self, room.pk)
+        # A new room for this connection: the message may have passed it by.
+        await self.hub.follow(self, room.pk, catch_up_after=result.message.seq - 1)
         await self._ack(room.slug, result.message, frame.get("ref"))
 
     async def _ack(self, slug: str, message: Any, ref: str | None) -> None:
@@ -376,7 +387,7 @@ class ChatSession:
             await self._pace_queries()
             room = await self.room(frame["room"])
             await _db(services.membership_of)(self.user, room)
-            self.hub.subscribe(self, room.pk)
+            await self.hub.follow(self, room.pk)
         # Relayed once per TYPING_INTERVAL_SECONDS per user and room; repeats are dropped
         # silently, first by this socket (no Redis round trip), then across tabs and workers.
         now = time.monotonic()
@@ -400,4 +411,5 @@ class ChatSession:
         await _db(services.delete_message)(user=self.user, message_id=frame["id"])
 
 
+fanout.read_missed_with(_db(services.missed_messages))
 ChatSession.handlers = {kind: getattr(ChatSession, f"on_{kind}") for kind in protocol.FRAME_FIELDS}

@@ -1,9 +1,11 @@
 """Configuration from the environment (contract §2): junk stops start-up with a clear error."""
 
+import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,3 +203,204 @@ def test_the_cache_turns_an_unreachable_redis_into_misses():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.contrib.sessions.backends.cached_db", "miss", "None"]
     assert "Exception ignored" in result.stderr  # logged, not raised
+
+
+# --- Redis: several servers, or Sentinel (docs/scaling.md) -------------------------------------
+
+LAYER_AND_CACHE = (
+    "settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'], settings.CACHES['default'],"
+    " settings.REDIS_KEY_PREFIX"
+)
+
+# The client of presence and rate limits (rooms/redis.py), made on an event loop: no connection
+# is opened until a command is sent, so no server needs to answer.
+PRESENCE_POOL = """
+import asyncio
+from rooms import redis as shared_redis
+
+async def pool_of_client():
+    return shared_redis.client().connection_pool
+
+pool = asyncio.run(pool_of_client())
+"""
+
+
+def shown(show: str, setup: str = "", **env: str) -> tuple[Any, ...]:
+    """start_up, and the values of `show` (expressions, comma-separated) it printed."""
+    result = start_up(show=f"repr(({show},))", setup=setup, **env)
+    assert result.returncode == 0, result.stderr
+    return tuple(ast.literal_eval(result.stdout.strip()))
+
+
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+def test_several_redis_servers_shard_the_layer_and_the_rest_uses_the_first(kind):
+    hosts, cache, prefix = shown(
+        LAYER_AND_CACHE,
+        CHATSITE_DEV="1",
+        CHATSITE_CHANNEL_LAYER=kind,
+        REDIS_URL="redis://one.internal:6379/2, redis://two.internal:6380/2",
+    )
+    assert hosts == [
+        {"address": "redis://one.internal:6379/2", "socket_timeout": None},
+        {"address": "redis://two.internal:6380/2", "socket_timeout": None},
+    ]
+    assert cache["LOCATION"] == "redis://one.internal:6379/2"
+    assert prefix == "chatsite-db2"
+
+
+def test_presence_and_rate_limits_use_the_first_of_several_servers():
+    host, port, db, bounded = shown(
+        "pool.connection_kwargs['host'], pool.connection_kwargs['port'],"
+        " pool.connection_kwargs['db'], pool.max_connections",
+        setup=PRESENCE_POOL,
+        CHATSITE_DEV="1",
+        REDIS_URL="redis://one.internal:6379/2,redis://two.internal:6380/2",
+    )
+    assert (host, port, db, bounded) == ("one.internal", 6379, 2, 32)
+
+
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+def test_sentinel_finds_the_master_for_the_layer_and_the_cache(kind):
+    hosts, cache, prefix = shown(
+        LAYER_AND_CACHE,
+        CHATSITE_DEV="1",
+        CHATSITE_CHANNEL_LAYER=kind,
+        REDIS_SENTINELS="10.0.0.5:26379, 10.0.0.6:26380,[fd00::7]:26379",
+        REDIS_SENTINEL_MASTER="chat-main",
+        REDIS_URL="redis://:s3cret@chat-main/3",
+    )
+    sentinels = [("10.0.0.5", 26379), ("10.0.0.6", 26380), ("fd00::7", 26379)]
+    assert hosts == [
+        {
+            "sentinels": sentinels,
+            "master_name": "chat-main",
+            "sentinel_kwargs": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "socket_timeout": None,
+            "db": 3,
+            "password": "s3cret",
+        }
+    ]
+    assert cache["LOCATION"] == "redis://chat-main/3"
+    assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
+    assert cache["OPTIONS"]["SENTINELS"] == sentinels
+    assert cache["OPTIONS"]["PASSWORD"] == "s3cret"
+    assert prefix == "chatsite-db3"
+
+
+def test_sentinel_without_redis_url_is_database_0_and_redis_is_on_everywhere():
+    hosts, session_engine, enabled = shown(
+        "settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'], settings.SESSION_ENGINE,"
+        " shared_redis.enabled()",
+        setup="from rooms import redis as shared_redis",
+        CHATSITE_DEV="1",
+        REDIS_URL="",
+        REDIS_SENTINELS="10.0.0.5:26379",
+        REDIS_SENTINEL_MASTER="chat",
+    )
+    assert (hosts[0]["master_name"], hosts[0]["db"], "password" in hosts[0]) == ("chat", 0, False)
+    assert session_engine == "django.contrib.sessions.backends.cached_db"
+    assert enabled is True
+
+
+def test_presence_and_rate_limits_ask_the_sentinels_for_the_master():
+    """A bounded pool of master connections, with today's timeouts, found through Sentinel."""
+    pool = shown(
+        "type(pool).__name__, pool.service_name, pool.is_master, pool.max_connections,"
+        " pool.timeout, {k: pool.connection_kwargs.get(k) for k in"
+        " ('db', 'password', 'socket_timeout', 'socket_connect_timeout')},"
+        " [s.connection_pool.connection_kwargs['socket_timeout']"
+        " for s in pool.sentinel_manager.sentinels]",
+        setup=PRESENCE_POOL,
+        CHATSITE_DEV="1",
+        REDIS_URL="redis://:s3cret@/4",
+        REDIS_SENTINELS="10.0.0.5:26379,10.0.0.6:26379",
+        REDIS_SENTINEL_MASTER="chat",
+    )
+    assert pool == (
+        "BlockingSentinelConnectionPool",
+        "chat",
+        True,
+        32,
+        5,
+        {"db": 4, "password": "s3cret", "socket_timeout": 1, "socket_connect_timeout": 1},
+        [1, 1],
+    )
+
+
+def test_the_cache_asks_the_sentinels_for_the_master():
+    """django-redis reads the options as given (its pool is made without connecting)."""
+    pool = shown(
+        "type(pool).__name__, pool.service_name, pool.connection_kwargs['db'],"
+        " pool.connection_kwargs['password'], pool.sentinel_manager.sentinels[0]"
+        ".connection_pool.connection_kwargs['port']",
+        setup="from django.core.cache import cache\n"
+        "pool = cache.client.get_client().connection_pool",
+        CHATSITE_DEV="1",
+        REDIS_URL="redis://:s3cret@chat/5",
+        REDIS_SENTINELS="10.0.0.5:26379",
+        REDIS_SENTINEL_MASTER="chat",
+    )
+    assert pool == ("SentinelConnectionPool", "chat", 5, "s3cret", 26379)
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        (
+            {"REDIS_SENTINELS": "10.0.0.5:26379"},
+            "REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together",
+        ),
+        (
+            {"REDIS_SENTINEL_MASTER": "chat"},
+            "REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.5", "REDIS_SENTINEL_MASTER": "chat"},
+            "REDIS_SENTINELS: '10.0.0.5' is not host:port",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.5:26379,10.0.0.6:sentinel", "REDIS_SENTINEL_MASTER": "c"},
+            "REDIS_SENTINELS: '10.0.0.6:sentinel' is not host:port",
+        ),
+        (
+            {"REDIS_SENTINELS": ":26379", "REDIS_SENTINEL_MASTER": "chat"},
+            "REDIS_SENTINELS: ':26379' is not host:port",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.5:70000", "REDIS_SENTINEL_MASTER": "chat"},
+            "REDIS_SENTINELS: '10.0.0.5:70000' is not host:port",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.5:26379", "REDIS_SENTINEL_MASTER": "Chat Main"},
+            "REDIS_SENTINEL_MASTER='Chat Main': use lower-case",
+        ),
+        (
+            {
+                "REDIS_SENTINELS": "10.0.0.5:26379",
+                "REDIS_SENTINEL_MASTER": "chat",
+                "REDIS_URL": "redis://10.0.0.9:6379/0",
+            },
+            "with REDIS_SENTINELS, Sentinel finds the server",
+        ),
+        (
+            {
+                "REDIS_SENTINELS": "10.0.0.5:26379",
+                "REDIS_SENTINEL_MASTER": "chat",
+                "REDIS_URL": "rediss://chat/0",
+            },
+            "with REDIS_SENTINELS, Sentinel finds the server",
+        ),
+        (
+            {"REDIS_URL": "redis://one.internal:6379/0,redis://one.internal:6379/0"},
+            "lists a server twice",
+        ),
+        (
+            {"REDIS_URL": "redis://one.internal:6379/0,two.internal:6379"},
+            "REDIS_URL='two.internal:6379' is not a Redis URL",
+        ),
+    ],
+)
+def test_bad_redis_server_settings_stop_start_up(env, error):
+    result = start_up(CHATSITE_DEV="1", **{"REDIS_URL": "", **env})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and error in result.stderr, result.stderr

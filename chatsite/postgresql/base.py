@@ -9,20 +9,37 @@ of sockets connects (docs/performance.md). Here a connection that opened a curso
 fails its next query, which Django notices (`errors_occurred`) and replaces the connection
 before the request after it, as it does without health checks; an idle connection is checked as
 before.
+
+Statements are counted for /metrics as by django-prometheus' backend, which this one is, with its
+connection counters; the cursor class that counts them is made once, not for every connection
+(chatsite/dbmetrics.py).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base as django_base
+from django_prometheus.db.backends.postgresql import base
+
+from chatsite.dbmetrics import counted_cursor_class
 
 BUSY_SECONDS = 1.0
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _last_cursor_at = -math.inf
+
+    def get_connection_params(self) -> dict[str, Any]:
+        # Django's parameters, with our counted cursor class where django-prometheus' version
+        # would put a new one of its own.
+        params: dict[str, Any] = django_base.DatabaseWrapper.get_connection_params(self)
+        params["cursor_factory"] = counted_cursor_class(
+            params["cursor_factory"], self.alias, self.vendor
+        )
+        return params
 
     def close_if_health_check_failed(self) -> None:
         now = time.monotonic()

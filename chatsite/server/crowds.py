@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 from autobahn.websocket import protocol as autobahn_protocol
+from prometheus_client import Gauge
 from twisted.internet import endpoints
 
 LISTEN_BACKLOG = 4096
@@ -94,6 +95,7 @@ class HandshakeGate:
 
     def __init__(self, limit: int = HANDSHAKES_AT_ONCE) -> None:
         self.limit = limit
+        self.waiting = 0  # handshakes in line (chat_handshake_queue)
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -111,7 +113,11 @@ class HandshakeGate:
             await slots.acquire()  # a slot is free: no wait, and no clock to pause
             return Slot(slots)
         timeout = _pause_handshake_clocks(socket)
-        await slots.acquire()
+        self.waiting += 1
+        try:
+            await slots.acquire()
+        finally:
+            self.waiting -= 1
         slot = Slot(slots)
         if socket is not None and socket.state == socket.STATE_CLOSED:
             slot.release()
@@ -160,3 +166,6 @@ def _restart_handshake_clocks(socket: Any, timeout: float | None) -> None:
 
 
 gate = HandshakeGate()
+Gauge(
+    "chat_handshake_queue", "WebSocket handshakes of this worker waiting in line for a slot."
+).set_function(lambda: gate.waiting)

@@ -3,22 +3,29 @@
 It stays out of a developer's way: its own ports (nginx 8280, workers 8201..8203), its own
 database (chatsite_cluster_test, dropped at the end), its own Redis database and layer prefix,
 and its own run directory (run/cluster-test/, kept after the run for its logs).
+
+Tests of other Redis set-ups (several servers, Sentinel) start their own Redis processes
+(tests/redis_servers.py) and workers instead (`own_database`, `site_workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from deploy.cluster import BASE_DIR, Cluster, ClusterConfig, http_get
 from tests.conftest import TEST_REDIS_URL, port_open, require
+from tests.servers import daphne, get, migrate
 
 from .client import ChatClient
 
@@ -146,3 +153,55 @@ def start_redis() -> None:
 
 def healthz(url: str) -> tuple[int | None, str]:
     return http_get(f"{url}/healthz", timeout=5)
+
+
+@pytest.fixture(scope="module")
+def own_database() -> Iterator[str]:
+    """A migrated database of the module's own on the cluster's PostgreSQL, dropped at its end."""
+    db = urlparse(DATABASE_URL)
+    require(
+        "PostgreSQL",
+        port_open(db.hostname or "127.0.0.1", db.port or 5432),
+        f"nothing answers at {db.hostname}:{db.port}",
+    )
+    import psycopg
+
+    server = DATABASE_URL.rsplit("/", 1)[0]
+    name = f"chatsite_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrate({"DATABASE_URL": f"{server}/{name}", "REDIS_URL": ""})
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def site_workers(env: dict[str, str], logs: Path, count: int = 2) -> Iterator[list[str]]:
+    """`count` daphne workers of one site with this environment (logs kept in `logs`), reached
+    directly, without nginx; yields their base URLs once each is healthy. Ended by PID."""
+    with contextlib.ExitStack() as stack:
+        urls = []
+        for n in range(1, count + 1):
+            port, _ = stack.enter_context(daphne(env, log=logs / f"worker{n}.log"))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            wait_healthy(url)
+        yield urls
+
+
+def wait_healthy(url: str, seconds: float = 30) -> dict[str, str]:
+    """Wait for 200 from the worker's /healthz; returns its answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            status, body = get(f"{url}/healthz", timeout=5)
+        except OSError as exc:  # refused, reset, timed out
+            status, body = None, repr(exc).encode()
+        if status == 200:
+            return dict(json.loads(body))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url}/healthz answers {status} after {seconds:g} s: {body!r}")
+        time.sleep(0.2)

@@ -14,20 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import redis
 
-from tests.conftest import require
-from tests.servers import free_port, sqlite_worker
+from tests.redis_servers import PrivateRedis, private_redis
+from tests.servers import sqlite_worker
 from tests.wsclient import Account
 
 pytestmark = pytest.mark.redis
@@ -41,90 +35,6 @@ ACTION_SECONDS = 3.5
 # /healthz waits at most 2 s for the channel layer (rooms/health.py), plus a cache-free page.
 HEALTHZ_SECONDS = 3.5
 CLOSE_RESYNC = 4012
-
-
-class PrivateRedis:
-    """A redis-server of the test's own (no persistence, its own folder), ended by PID."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.paused = False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(shutil.which("redis-server")),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if self.proc.poll() is not None or time.monotonic() > deadline:
-                        raise
-                time.sleep(0.05)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        if self.proc is not None and self.paused:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.paused = False
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.resume()
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@contextlib.contextmanager
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    require("redis-server", shutil.which("redis-server") is not None, "not on PATH")
-    server = PrivateRedis(tmp_path / "redis")
-    server.workdir.mkdir()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
