@@ -1048,8 +1048,8 @@ def routing_section(data: Data) -> list[str]:
         + (
             f" Redis used {redis[0]:.0f} % of a core and ran {n(publish[0])} PUBLISH/s with "
             f"`broadcast`, {redis[1]:.0f} % and {n(publish[1])}/s with `rooms` (every client of "
-            "that Redis counted; a hub also beats into each group it sent to lately, and batches "
-            "what queued meanwhile into one message per group)."
+            "that Redis counted: the messages, and each hub's numbered beat every 2 s; with "
+            "`rooms` what a hub sends at once is one message per room, pipelined)."
             if None not in redis and None not in publish
             else ""
         )
