@@ -26,14 +26,14 @@ Items of one message are applied in order. Other messages may be sent to one hub
 (`send_to`) and go to the handler registered for their type (`on`): that is how a stream's
 frames posted to any worker reach the worker holding it (rooms/streams.py).
 
-Loss is detected per group. A hub numbers what it sends to each group (`origin`, `g`, `n`); a
-hub that sees a number of a group skipped missed that group's events, and asks the sockets of
-that room (or user) to resync (close 4012: clients reconnect and resume by `seq`). Every
-`HUB_BEAT_SECONDS` each hub also sends a numbered beat into the site's group (one per Redis
-server): a beat skipped means this hub's subscriptions on that server lapsed for a moment, and
-a hub that stops hearing its own beats lost them; either way it asks all of its sockets to
-resync, and joins its groups again. A group whose message failed to send is told its number
-again with the next beat (`beat`: a number without items), so its members notice the gap.
+Loss is detected per group. A hub numbers what it sends to each group (`origin`, `g`, `n`;
+rooms/numbering.py); a hub that sees a number of a group skipped missed that group's events,
+and asks the sockets of that room (or user) to resync (close 4012: clients reconnect and resume
+by `seq`). Every `HUB_BEAT_SECONDS` each hub also sends a numbered beat into the site's group
+(one per Redis server): a beat skipped means this hub's subscriptions on that server lapsed for
+a moment, and a hub that stops hearing its own beats lost them; either way it asks all of its
+sockets to resync, and joins its groups again. A group whose message failed to send is told its
+number again with the next beat (`beat`: a number without items), so its members notice.
 Neither channels-redis layer reports every loss (stack facts 2 and 3; the pub/sub layer
 reconnects without a word).
 """
@@ -58,6 +58,7 @@ from django.conf import settings
 from django.db import transaction
 
 from . import metrics, routing
+from .numbering import Numbering
 from .sockets import Broadcast
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,6 @@ JOINS_AT_ONCE = 100
 CATCH_UP_READ_SECONDS = 2.0
 # How long a connection caught up in a room is spared the live messages it already got.
 CAUGHT_UP_SECONDS = 30.0
-# A hub forgets the numbering of a group it has not sent to for this long (and receivers, of a
-# sender they have not heard from in a group, after half of it): a group it sends to again
-# starts afresh.
-FORGET_NUMBERING_SECONDS = 600.0
 
 
 class Item(TypedDict, total=False):
@@ -206,15 +203,13 @@ class Hub:
         self._join_queue: list[str] = []
         self._join_wanted = asyncio.Event()
         self.idle_since: dict[str, float] = {}
-        # Numbering (see the module docstring): this hub's name; per group, what it last
-        # numbered (and when), the groups whose last message may not have gone (to be told its
-        # number again), and the last number
-        # heard from each other hub (and when); when it last heard its own beat per beat group.
+        # Loss detection (see the module docstring): this hub's name and numbers
+        # (rooms/numbering.py), the groups whose last message may not have gone (to be told
+        # its number again), and when it last heard its own beat, per beat group.
         self.origin = secrets.token_hex(6)
-        self.counts: dict[str, list[float]] = {}
+        self.numbering = Numbering(self.origin, loop.time)
         self.beats_owed: set[str] = set()
         self.sender: routing.GroupSender | None = None
-        self.heard: dict[str, dict[str, tuple[int, float]]] = {}
         self.heard_self_at: dict[str, float] = {}
         self.deaf = False
         self._resync: asyncio.Task[None] | None = None
@@ -270,6 +265,7 @@ class Hub:
             self.sender = routing.GroupSender(self.layer)
         now = self.loop.time()
         self.heard_self_at = {group: now for group in self.beat_groups}
+        self.numbering.compare(self.beat_groups)
         self._tasks = [
             self._task(self._receive_loop(), "hub-receive"),
             self._task(self._send_loop(), "hub-send"),
@@ -518,7 +514,7 @@ class Hub:
                 joined = not isinstance(outcome, BaseException)
                 if joined:
                     self.groups.add(group)
-                    self.heard[group] = {}
+                    self.numbering.compare([group])
                     if not self._needed(group):
                         self.idle_since.setdefault(group, now)
                 else:
@@ -544,7 +540,7 @@ class Hub:
         for group in leaving:
             del self.idle_since[group]
             self.groups.discard(group)
-            self.heard.pop(group, None)
+            self.numbering.stop_comparing(group)
         if leaving and self.layer is not None and self.channel is not None:
             await self._in_chunks(self.layer.group_discard, leaving)
             # A connection that came meanwhile needs the group after all: join it again.
@@ -568,20 +564,9 @@ class Hub:
             if self.deaf and all(now - at < 1.0 for at in self.heard_self_at.values()):
                 self.deaf = False
                 self._resync_soon("this worker hears the channel layer again")
-        heard = self.heard.get(group)
-        if heard is None:
-            if group not in self.beat_groups:
-                return  # a group this hub left (or is joining): nothing to compare with
-            heard = self.heard[group] = {}
-        last = heard.get(origin)
-        # A beat repeats the last number; a message with items carries the next one.
-        if last is not None and n > last[0] + (0 if message.get("beat") else 1):
-            self._resync_soon(
-                f"missed {n - last[0] - (0 if message.get('beat') else 1)} event(s) of worker "
-                f"{origin} in {group}",
-                group,
-            )
-        heard[origin] = (max(n, last[0]) if last else n, now)
+        skipped = self.numbering.missed(group, origin, n, repeat=bool(message.get("beat")))
+        if skipped:
+            self._resync_soon(f"missed {skipped} message(s) of worker {origin} in {group}", group)
 
     def _resync_soon(self, why: str, group: str | None = None) -> None:
         """Ask the sockets of the group (None: every socket) to resync, once for many gaps."""
@@ -636,24 +621,7 @@ class Hub:
                 if now > until:
                     del self.caught_up[key]
             if beats % 60 == 0:
-                self._forget_numbering(now)
-
-    def _forget_numbering(self, now: float) -> None:
-        """Forget groups this hub no longer sends to, and senders gone quiet in a group."""
-        for group, (_, at) in list(self.counts.items()):
-            if now - at > FORGET_NUMBERING_SECONDS:
-                del self.counts[group]
-        for heard in self.heard.values():
-            for origin, (_, at) in list(heard.items()):
-                if origin != self.origin and now - at > FORGET_NUMBERING_SECONDS / 2:
-                    del heard[origin]
-
-    def _number(self, group: str) -> int:
-        """The next number of this hub's messages to the group."""
-        count = self.counts.get(group)
-        n = (int(count[0]) if count else 0) + 1
-        self.counts[group] = [n, self.loop.time()]
-        return n
+                self.numbering.forget_old()
 
     async def _send_loop(self) -> None:
         """Send queued broadcasts in order, one message per group of what queued up meanwhile,
@@ -677,14 +645,14 @@ class Hub:
             at = time.time()
             for group, its in _by_group(items, self.by_room_groups).items():
                 # Numbered even if the send fails: the gap tells every hub, this one included.
-                sends.append((group, self._message(group, n=self._number(group), at=at, items=its)))
+                n = self.numbering.next(group)
+                sends.append((group, self._message(group, n=n, at=at, items=its)))
             owed = list(self.beats_owed) if beat else []
             if beat:
                 for group in self.beat_groups:
-                    sends.append((group, self._message(group, n=self._number(group))))
+                    sends.append((group, self._message(group, n=self.numbering.next(group))))
                 for group in owed:
-                    count = self.counts.get(group)
-                    n = int(count[0]) if count else 0
+                    n = self.numbering.last(group)
                     sends.append((group, self._message(group, n=n, beat=True)))
             if not sends or self.sender is None:
                 continue
@@ -697,7 +665,7 @@ class Hub:
                 self.beats_owed.update(failed.difference(self.beat_groups))
                 for group in failed.intersection(self.beat_groups) if beat else ():
                     # ...but a beat that did not go is no loss: its number is used again.
-                    self.counts[group][0] -= 1
+                    self.numbering.take_back(group)
                 if lost and routing.SITE_GROUP in failed:
                     self.outbox_overflowed = True  # say it again
 
