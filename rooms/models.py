@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -42,6 +43,8 @@ class Room(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Members (not owners, moderators or staff) may post once per this many seconds; 0: off.
+    slow_mode = models.PositiveIntegerField(default=0)
     # The seq of the newest message; messages are numbered 1, 2, 3… per room, without gaps.
     last_seq = models.PositiveBigIntegerField(default=0)
     members = models.ManyToManyField(
@@ -76,16 +79,20 @@ class Room(models.Model):
 class Membership(models.Model):
     class Role(models.TextChoices):
         OWNER = "owner"
+        MODERATOR = "moderator"
         MEMBER = "member"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(default=timezone.now)
     # The seq up to which the user has read; unread = room.last_seq - last_read.
     last_read = models.PositiveBigIntegerField(default=0)
+    # When the member last posted, in Unix seconds: slow mode compares it with the room's
+    # `slow_mode` inside the statement that stores a message, the same SQL on every database.
+    last_posted = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -95,6 +102,83 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.room} ({self.role})"
+
+    @property
+    def moderates(self) -> bool:
+        return self.role in (Membership.Role.OWNER, Membership.Role.MODERATOR)
+
+
+class RestrictionQuerySet(models.QuerySet["Restriction"]):
+    def in_force(self, now: datetime | None = None) -> RestrictionQuerySet:
+        """Bans, and mutes that have not expired (an expired mute needs no job to lift it)."""
+        return self.filter(Q(until__isnull=True) | Q(until__gt=now or timezone.now()))
+
+
+class Restriction(models.Model):
+    """A mute or a ban of one user in one room. Kept apart from the membership so that it
+    outlives it: leaving and joining again lifts neither."""
+
+    class Kind(models.TextChoices):
+        MUTE = "mute"
+        BAN = "ban"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="restrictions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_restrictions"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # A mute ends then (checked when the user posts); NULL: until lifted. Bans never expire.
+    until = models.DateTimeField(null=True, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RestrictionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room", "user", "kind"], name="restriction_unique_room_user_kind"
+            )
+        ]
+        ordering = ["room", "-created_at"]
+
+    def __str__(self) -> str:
+        until = f" until {self.until:%Y-%m-%d %H:%M}" if self.until else ""
+        return f"{self.kind} of {self.user} in {self.room}{until}"
+
+
+class AuditEntry(models.Model):
+    """One moderation action, whoever took it and however (a frame, a page, the admin).
+
+    Names are copied: the log still says who and where after a user or room is deleted.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=32, db_index=True)
+    target = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_name = models.CharField(max_length=150, blank=True)
+    room = models.ForeignKey(
+        Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    room_slug = models.CharField(max_length=80, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        whom = f" {self.target_name}" if self.target_name else ""
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"{when} {self.actor_name}: {self.action}{whom} in #{self.room_slug}"
 
 
 class MessageQuerySet(models.QuerySet["Message"]):

@@ -28,6 +28,9 @@ NOT_FOUND = "not_found"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
 INTERNAL = "internal"
+MUTED = "muted"  # with `until`
+SLOW_MODE = "slow_mode"  # with `retry_after`
+BANNED = "banned"
 
 # Errors that count towards closing a socket for abuse (4008).
 MALFORMED_CODES = frozenset({BAD_JSON, BAD_FRAME, UNKNOWN_TYPE})
@@ -80,6 +83,7 @@ MAX_INT = 2**53
 # Client frame types and their fields: name -> (accepted types, required).
 _STR = (str,)
 _INT = (int,)
+_BOOL = (bool,)
 FRAME_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "join": {"room": (_STR, True)},
     "leave": {"room": (_STR, True)},
@@ -95,7 +99,25 @@ FRAME_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "direct": {"to": (_STR, True), "body": (_STR, True)},
     "edit": {"id": (_INT, True), "body": (_STR, True)},
     "delete": {"id": (_INT, True)},
+    "moderate": {
+        "room": (_STR, True),
+        "user": (_STR, True),
+        "action": (_STR, True),
+        "minutes": (_INT, False),
+    },
+    "invite": {"room": (_STR, True), "user": (_STR, True)},
+    "room_settings": {
+        "room": (_STR, True),
+        "slow_mode": (_INT, False),
+        "archived": (_BOOL, False),
+        "topic": (_STR, False),
+    },
     "ping": {},
+}
+_TYPE_NAMES: dict[tuple[type, ...], str] = {
+    _STR: "a string",
+    _INT: "an integer",
+    _BOOL: "true or false",
 }
 
 
@@ -127,9 +149,8 @@ def parse(text: str | None, data: bytes | None = None) -> dict[str, Any]:
                 raise ProtocolError(BAD_FRAME, f"`{name}` is required for {kind}.", ref)
             continue
         # bool is an int in Python, never in our protocol.
-        if not isinstance(value, types) or isinstance(value, bool):
-            expected = "a string" if types is _STR else "an integer"
-            raise ProtocolError(BAD_FRAME, f"`{name}` must be {expected}.", ref)
+        if not isinstance(value, types) or (isinstance(value, bool) and types is not _BOOL):
+            raise ProtocolError(BAD_FRAME, f"`{name}` must be {_TYPE_NAMES[types]}.", ref)
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise ProtocolError(BAD_FRAME, f"`{name}` is out of range.", ref)
     for name, value in frame.items():
@@ -164,17 +185,24 @@ def message_payload(message: Message, author: str) -> dict[str, Any]:
     }
 
 
-def room_payload(room: Room, *, viewer: Any = None, last_read: int | None = None) -> dict[str, Any]:
-    """A room as `hello`, `joined` and `room_added` show it, named for the viewer."""
+def room_payload(
+    room: Room, *, viewer: Any = None, last_read: int | None = None, role: str | None = None
+) -> dict[str, Any]:
+    """A room as `hello`, `joined`, `room_added` and `room_updated` show it, named for the
+    viewer; with their unread count and role when they are a member."""
     payload: dict[str, Any] = {
         "slug": room.slug,
         "name": room.display_name_for(viewer),
         "kind": room.kind,
         "topic": room.topic,
         "last_seq": room.last_seq,
+        "slow_mode": room.slow_mode,
+        "archived": room.archived_at is not None,
     }
     if last_read is not None:
         payload["unread"] = max(room.last_seq - last_read, 0)
+    if role is not None:
+        payload["role"] = role
     return payload
 
 
@@ -193,13 +221,78 @@ def closed(code: int) -> dict[str, Any]:
 
 
 def joined(
-    room: dict[str, Any], members: list[str], online: list[str], member_count: int
+    room: dict[str, Any],
+    members: list[str],
+    online: list[str],
+    member_count: int,
+    *,
+    roles: dict[str, str],
+    you: dict[str, Any],
 ) -> dict[str, Any]:
-    """The reply to `join`; `member_count` only when `members` does not list them all."""
-    frame: dict[str, Any] = {"type": "joined", "room": room, "members": members, "online": online}
+    """The reply to `join`; `member_count` only when `members` does not list them all.
+
+    `roles`: the owners and moderators by username; `you`: the joining user's standing
+    (`you_payload`).
+    """
+    frame: dict[str, Any] = {
+        "type": "joined",
+        "room": room,
+        "members": members,
+        "online": online,
+        "roles": roles,
+        "you": you,
+    }
     if member_count > len(members):
         frame["member_count"] = member_count
     return frame
+
+
+def you_payload(
+    role: str, *, staff: bool, muted: bool, muted_until: datetime | None
+) -> dict[str, Any]:
+    """What `joined` tells a user of their own standing in the room: what their client may
+    offer (moderation menus) and refuse (a muted composer)."""
+    return {"role": role, "staff": staff, "muted": muted, "muted_until": timestamp(muted_until)}
+
+
+def room_removed(slug: str) -> dict[str, Any]:
+    """To a kicked or banned user's connections: nothing more of the room follows."""
+    return {"type": "room_removed", "room": slug}
+
+
+def room_updated(room: dict[str, Any]) -> dict[str, Any]:
+    """A room's settings changed (`room_payload`)."""
+    return {"type": "room_updated", "room": room}
+
+
+def moderated(
+    slug: str,
+    user: str,
+    action: str,
+    by: str,
+    *,
+    until: datetime | None = None,
+    role: str | None = None,
+) -> dict[str, Any]:
+    """A moderation action in the room; `until` for a mute that ends, `role` (the role after)
+    for a promotion or demotion."""
+    frame: dict[str, Any] = {
+        "type": "moderated",
+        "room": slug,
+        "user": user,
+        "action": action,
+        "by": by,
+    }
+    if until is not None:
+        frame["until"] = timestamp(until)
+    if role is not None:
+        frame["role"] = role
+    return frame
+
+
+def invited(slug: str, user: str) -> dict[str, Any]:
+    """The reply to `invite`."""
+    return {"type": "invited", "room": slug, "user": user}
 
 
 def left(slug: str) -> dict[str, Any]:
@@ -300,8 +393,9 @@ class HistoryPage:
         return {"room": self.room, "messages": self.messages, "has_more": self.has_more}
 
 
-def error(code: str, detail: str, ref: str | None = None) -> dict[str, Any]:
-    payload = {"type": "error", "code": code, "detail": detail}
+def error(code: str, detail: str, ref: str | None = None, **fields: Any) -> dict[str, Any]:
+    """An `error` frame; `fields`: what its code adds (`until`, `retry_after`)."""
+    payload = {"type": "error", "code": code, "detail": detail, **fields}
     if ref is not None:
         payload["ref"] = ref
     return payload

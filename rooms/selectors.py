@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 
-from .models import Membership, Room
+from . import protocol
+from .models import Membership, Restriction, Room
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -54,12 +56,15 @@ def refresh_last_seq(rooms: list[Room], room_ids: list[int]) -> None:
 
 
 def rooms_for(user: User) -> list[RoomEntry]:
-    """Every room the user may see, with unread counts for the ones they belong to."""
+    """Every room the user may see, with unread counts for the ones they belong to: rooms
+    that banned them left out, archived ones only if they belong to them (as `hello` lists)."""
     last_read = Membership.objects.filter(room=OuterRef("pk"), user=user).values("last_read")[:1]
+    banned_from = Restriction.objects.filter(user=user, kind=Restriction.Kind.BAN)
     rooms = (
         Room.objects.visible_to(user)
-        .filter(archived_at__isnull=True)
+        .exclude(pk__in=banned_from.values("room_id"))
         .annotate(my_last_read=Subquery(last_read))
+        .exclude(archived_at__isnull=False, my_last_read__isnull=True)
         .order_by("kind", "name")
     )
     return [
@@ -82,3 +87,31 @@ def listed_members(room: Room) -> tuple[list[tuple[int, str]], int]:
     )
     count = len(listed) if len(listed) < limit else room.memberships.count()
     return listed, count
+
+
+def roles_in(room: Room) -> dict[str, str]:
+    """The room's owners and moderators by username (at most MEMBERS_LISTED): `joined`'s
+    `roles`; everyone else is a member."""
+    return dict(
+        room.memberships.exclude(role=Membership.Role.MEMBER)
+        .order_by("user__username")
+        .values_list("user__username", "role")[: settings.CHAT["MEMBERS_LISTED"]]
+    )
+
+
+def standing(user: User, membership: Membership) -> dict[str, Any]:
+    """`joined`'s `you`: the member's role, staff status (read live) and mute."""
+    mute = (
+        Restriction.objects.filter(
+            room_id=membership.room_id, user=user, kind=Restriction.Kind.MUTE
+        )
+        .in_force()
+        .first()
+    )
+    staff = get_user_model().objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()
+    return protocol.you_payload(
+        membership.role,
+        staff=staff,
+        muted=mute is not None,
+        muted_until=mute.until if mute else None,
+    )

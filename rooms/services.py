@@ -6,10 +6,11 @@ Functions are sync and atomic; what the rest of the site must hear is published 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -17,9 +18,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import fanout, protocol
+from . import audit, fanout, protocol
 from .invisible import shows_nothing
-from .models import Membership, Message, Room
+from .models import Membership, Message, Restriction, Room
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -29,13 +30,15 @@ DIRECT_SLUG_PREFIX = "dm-"
 
 
 class ChatError(Exception):
-    """A request the rules refuse; `code` is the contract's error code."""
+    """A request the rules refuse; `code` is the contract's error code, `fields` what its
+    `error` frame adds."""
 
     code = protocol.INTERNAL
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, **fields: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.fields = fields
 
 
 class RoomNotFound(ChatError, LookupError):
@@ -70,6 +73,31 @@ class DirectToSelf(ChatError, ValueError):
     code = protocol.BAD_FRAME
 
 
+class Muted(ChatError, PermissionError):
+    code = protocol.MUTED
+
+    def __init__(self, until: datetime | None) -> None:
+        if until is None:
+            detail = "You are muted in this room until a moderator unmutes you."
+        else:
+            minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+            detail = f"You are muted in this room for {minutes} more minute(s)."
+        super().__init__(detail, until=protocol.timestamp(until))
+
+
+class SlowMode(ChatError, PermissionError):
+    code = protocol.SLOW_MODE
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Slow mode: you may post again in {retry_after} s.", retry_after=retry_after
+        )
+
+
+class Banned(ChatError, PermissionError):
+    code = protocol.BANNED
+
+
 @dataclass(frozen=True)
 class PostResult:
     message: Message
@@ -88,16 +116,28 @@ def get_room(slug: str) -> Room:
 
 
 def can_view(user: User, room: Room) -> bool:
-    """Public rooms are open to every signed-in user; private and direct ones to members."""
+    """Public rooms are open to every signed-in user they have not banned; private and direct
+    ones to members."""
     if not user.is_active:
         return False
     if room.kind == Room.Kind.PUBLIC:
-        return True
+        return not is_banned(user, room)
     return Membership.objects.filter(room=room, user=user).exists()
+
+
+def is_banned(user: User, room: Room) -> bool:
+    return Restriction.objects.filter(room=room, user=user, kind=Restriction.Kind.BAN).exists()
+
+
+def check_not_banned(user: User, room: Room, *, whom: str = "You are") -> None:
+    if is_banned(user, room):
+        raise Banned(f"{whom} banned from this room.")
 
 
 def check_can_view(user: User, room: Room) -> None:
     if not can_view(user, room):
+        if room.kind == Room.Kind.PUBLIC and user.is_active:
+            raise Forbidden("You are banned from this room.")
         raise Forbidden("You are not a member of this room.")
 
 
@@ -105,6 +145,9 @@ def membership_of(user: User, room: Room) -> Membership:
     try:
         return Membership.objects.get(room=room, user=user)
     except Membership.DoesNotExist:
+        if is_banned(user, room):
+            # `forbidden`, as for anyone else the room refuses; `banned` answers `join`.
+            raise Forbidden("You are banned from this room.") from None
         if room.kind == Room.Kind.PUBLIC:
             raise Forbidden("Join the room before writing to it.") from None
         raise Forbidden("You are not a member of this room.") from None
@@ -173,18 +216,20 @@ def create_room(
         kind=Room.Kind.PRIVATE if is_private else Room.Kind.PUBLIC,
         created_by=creator,
     )
-    _add_member(user=creator, room=room, role=Membership.Role.OWNER)
+    add_membership(user=creator, room=room, role=Membership.Role.OWNER)
     return room
 
 
-def _add_member(
+def add_membership(
     *, user: User, room: Room, role: str = Membership.Role.MEMBER, origin: str | None = None
 ) -> Membership:
     """Create the membership and tell the user's connections (but `origin`) and the room."""
     membership = Membership.objects.create(user=user, room=room, role=role, last_read=room.last_seq)
     room_added = protocol.encode(
         protocol.room_added(
-            protocol.room_payload(room, viewer=user, last_read=membership.last_read)
+            protocol.room_payload(
+                room, viewer=user, last_read=membership.last_read, role=membership.role
+            )
         )
     )
     presence = protocol.encode(protocol.presence(room.slug, user.get_username(), "joined"))
@@ -212,6 +257,7 @@ def join_room(*, user: User, room: Room, origin: str | None = None) -> tuple[Mem
     existing = Membership.objects.filter(room=room, user=user).first()
     if existing is not None:
         return existing, False
+    check_not_banned(user, room)
     if room.kind != Room.Kind.PUBLIC:
         raise Forbidden("This room is private: a member must add you.")
     if room.is_archived:
@@ -219,21 +265,10 @@ def join_room(*, user: User, room: Room, origin: str | None = None) -> tuple[Mem
     check_room_allowance(user)
     try:
         with transaction.atomic():
-            return _add_member(user=user, room=room, origin=origin), True
+            return add_membership(user=user, room=room, origin=origin), True
     except IntegrityError:
         # Another tab joined at the same moment.
         return Membership.objects.get(room=room, user=user), False
-
-
-@transaction.atomic
-def add_member(
-    *, room: Room, user: User, by: User, role: str = Membership.Role.MEMBER
-) -> Membership:
-    """An owner (or staff) adds someone to a room, private ones included."""
-    if not (by.is_staff or Membership.objects.filter(room=room, user=by, role="owner").exists()):
-        raise Forbidden("Only the room's owners can add members.")
-    existing = Membership.objects.filter(room=room, user=user).first()
-    return existing or _add_member(user=user, room=room, role=role)
 
 
 @transaction.atomic
@@ -245,23 +280,24 @@ def leave_room(*, user: User, room: Room, origin: str | None = None) -> None:
         # and there is nothing to tell anyone.
         check_can_view(user, room)
         return
-    _publish_membership_ended(user=user, room=room, origin=origin)
+    publish_membership_ended(user=user, room=room, origin=origin)
 
 
-@transaction.atomic
-def remove_member(*, room: Room, user: User) -> None:
-    """Staff or an owner removes someone; their open tabs stop receiving the room at once."""
-    Membership.objects.filter(room=room, user=user).delete()
-    _publish_membership_ended(user=user, room=room)
-
-
-def _publish_membership_ended(*, user: User, room: Room, origin: str | None = None) -> None:
-    """Tell the user's connections (but `origin`) they left, and the room they are gone."""
-    left = protocol.encode(protocol.left(room.slug))
+def publish_membership_ended(
+    *, user: User, room: Room, origin: str | None = None, removed: bool = False
+) -> None:
+    """Tell the user's connections (but `origin`) they left (or, `removed`, that they were
+    kicked or banned), and the room they are gone; their connections hear nothing more of it."""
+    ended = protocol.room_removed(room.slug) if removed else protocol.left(room.slug)
     presence = protocol.encode(protocol.presence(room.slug, user.get_username(), "left"))
     fanout.publish_on_commit(
         [
-            {"user": user.pk, "frame": left, "unsubscribe": room.pk, "skip_conn": origin},
+            {
+                "user": user.pk,
+                "frame": protocol.encode(ended),
+                "unsubscribe": room.pk,
+                "skip_conn": origin,
+            },
             {"room": room.pk, "skip_user": user.pk, "frame": presence},
         ]
     )
@@ -286,7 +322,7 @@ def get_or_create_direct_room(*, sender: User, recipient: User) -> tuple[Room, b
             if person.pk not in present:
                 try:
                     with transaction.atomic():
-                        _add_member(user=person, room=room)
+                        add_membership(user=person, room=room)
                 except IntegrityError:
                     pass  # another tab brought them back at the same moment
         return room, False
@@ -298,7 +334,7 @@ def get_or_create_direct_room(*, sender: User, recipient: User) -> tuple[Room, b
                 slug=slug, name=" & ".join(names), kind=Room.Kind.DIRECT, created_by=sender
             )
             for person in {sender.pk: sender, recipient.pk: recipient}.values():
-                _add_member(user=person, room=room)
+                add_membership(user=person, room=room)
     except IntegrityError:
         return Room.objects.get(slug=slug), False
     return room, True
@@ -314,23 +350,78 @@ def find_user(username: str) -> User:
 
 # --- messages -------------------------------------------------------------------------------
 
+# Who may post, as the condition on the room row whose update takes the next seq: a member
+# of a room that is not archived, who is not muted and, in slow mode, is an owner, moderator or
+# staff member, or has waited long enough since their last post. The rules are read from the
+# rows themselves (callers may hold a Room loaded long ago), in the statement that stores the
+# message: posting costs no query more for them, and a refusal is explained afterwards
+# (`_refuse_post`). Both statements below use it; the same SQL runs on SQLite and PostgreSQL.
+_MAY_POST_SQL = f"""
+    id = %(room)s AND archived_at IS NULL
+    AND EXISTS (
+        SELECT 1 FROM {Membership._meta.db_table} m
+        WHERE m.room_id = %(room)s AND m.user_id = %(user)s AND (
+            {Room._meta.db_table}.slow_mode = 0 OR m.role <> 'member'
+            OR m.last_posted <= %(now_ts)s - {Room._meta.db_table}.slow_mode
+            OR EXISTS (
+                SELECT 1 FROM {get_user_model()._meta.db_table} u
+                WHERE u.id = %(user)s AND u.is_staff
+            )
+        )
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM {Restriction._meta.db_table} x
+        WHERE x.room_id = %(room)s AND x.user_id = %(user)s AND x.kind = 'mute'
+        AND (x.until IS NULL OR x.until > %(now)s)
+    )
+"""  # noqa: S608 - the table names are the models', every value is a parameter
+
 # One statement allocates the seq: the row lock it takes serialises concurrent posters, and a
-# rollback returns the number, so seq stays gap-free. (SQLite 3.35+ and PostgreSQL.) It also
-# reads the archive flag from the row itself: callers may hold a Room loaded long ago.
-_NEXT_SEQ_SQL = (
-    "UPDATE rooms_room SET last_seq = last_seq + 1 "
-    "WHERE id = %s AND archived_at IS NULL RETURNING last_seq"
-)
+# rollback returns the number, so seq stays gap-free. (SQLite 3.35+ and PostgreSQL.)
+_NEXT_SEQ_SQL = f"""
+UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE {_MAY_POST_SQL} RETURNING last_seq
+"""  # noqa: S608
 
 
-def _next_seq(room: Room) -> int:
+def _post_params(*, author: User, room: Room, now: datetime) -> dict[str, Any]:
+    return {
+        "room": room.pk,
+        "user": author.pk,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "now_ts": now.timestamp(),
+    }
+
+
+def _next_seq(*, author: User, room: Room, now: datetime) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(_NEXT_SEQ_SQL, [room.pk])
+        cursor.execute(_NEXT_SEQ_SQL, _post_params(author=author, room=room, now=now))
         row = cursor.fetchone()
     if row is None:
-        raise Forbidden("This room is archived.")
+        _refuse_post(author=author, room=room, now=now)
     room.last_seq = int(row[0])
     return room.last_seq
+
+
+def _refuse_post(*, author: User, room: Room, now: datetime) -> NoReturn:
+    """Say why `_MAY_POST_SQL` refused the author's message (the common path never asks)."""
+    state = Room.objects.filter(pk=room.pk).values("archived_at", "slow_mode").first()
+    if state is None:
+        raise RoomNotFound("The room no longer exists.")
+    if state["archived_at"] is not None:
+        raise Forbidden("This room is archived.")
+    membership = membership_of(author, room)
+    mute = (
+        Restriction.objects.filter(room=room, user=author, kind=Restriction.Kind.MUTE)
+        .in_force(now)
+        .first()
+    )
+    if mute is not None:
+        raise Muted(mute.until)
+    wait = membership.last_posted + state["slow_mode"] - now.timestamp()
+    if wait > 0:
+        raise SlowMode(max(1, math.ceil(wait)))
+    # A mute lifted or slow mode changed between the two reads.
+    raise ChatError("The room's rules changed while posting; retrying is safe.")
 
 
 def post_message(*, author: User, room: Room, body: str, ref: str | None = None) -> PostResult:
@@ -339,13 +430,16 @@ def post_message(*, author: User, room: Room, body: str, ref: str | None = None)
     The same `ref` from the same author in the same room returns the first message instead.
     """
     body = clean_body(body)
+    now = timezone.now()
     try:
         message = None
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
-            message = _store_message_in_one_statement(author=author, room=room, body=body, ref=ref)
+            message = _store_message_in_one_statement(
+                author=author, room=room, body=body, ref=ref, now=now
+            )
         if message is None:  # not PostgreSQL, inside a transaction, or refused: say why
             with transaction.atomic():
-                message = _store_message(author=author, room=room, body=body, ref=ref)
+                message = _store_message(author=author, room=room, body=body, ref=ref, now=now)
     except IntegrityError:
         # A retry of a ref already stored (or being stored): the unique constraint refused it
         # and the rollback returned the seq. Answer with the first message. Retries are rare,
@@ -353,15 +447,27 @@ def post_message(*, author: User, room: Room, body: str, ref: str | None = None)
         if ref is None:
             raise
         return PostResult(Message.objects.get(room=room, author=author, ref=ref), created=False)
+    except (Muted, SlowMode):
+        # A retry of a message stored a moment ago meets the slow mode its first copy started
+        # (or a mute since): its ack is repeated, as for any retry.
+        first = ref and Message.objects.filter(room=room, author=author, ref=ref).first()
+        if first:
+            return PostResult(first, created=False)
+        raise
     return PostResult(message, created=True)
 
 
-def _store_message(*, author: User, room: Room, body: str, ref: str | None) -> Message:
-    seq = _next_seq(room)
-    # The author's own message counts as read; the update doubles as the membership check.
-    if not Membership.objects.filter(room=room, user=author).update(last_read=seq):
-        membership_of(author, room)  # raises Forbidden with the right detail
-    message = Message.objects.create(room=room, author=author, seq=seq, body=body, ref=ref)
+def _store_message(
+    *, author: User, room: Room, body: str, ref: str | None, now: datetime
+) -> Message:
+    seq = _next_seq(author=author, room=room, now=now)
+    # The author's own message counts as read.
+    Membership.objects.filter(room=room, user=author).update(
+        last_read=seq, last_posted=now.timestamp()
+    )
+    message = Message.objects.create(
+        room=room, author=author, seq=seq, body=body, ref=ref, created_at=now
+    )
     _publish_new_message(message)
     return message
 
@@ -370,18 +476,15 @@ def _store_message(*, author: User, room: Room, body: str, ref: str | None) -> M
 # statement: with the connection's health check, two round trips instead of six (the check,
 # BEGIN, seq, read mark, insert, COMMIT). Under load every round trip waits for a core, and the
 # worker's one database thread queues the messages behind it (docs/performance.md). The seq is
-# taken only if the author is a member of a room that is not archived; a statement is atomic, so
-# a refused ref (unique constraint) returns the seq, as the rollback does in `_store_message`.
+# taken only if the author may post (`_MAY_POST_SQL`); a statement is atomic, so a refused ref
+# (unique constraint) returns the seq, as the rollback does in `_store_message`.
 _STORE_MESSAGE_SQL = f"""
 WITH next AS (
-    UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1
-    WHERE id = %(room)s AND archived_at IS NULL AND EXISTS (
-        SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %(room)s AND user_id = %(user)s
-    )
+    UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE {_MAY_POST_SQL}
     RETURNING last_seq
 ), read_mark AS (
-    UPDATE {Membership._meta.db_table} SET last_read = next.last_seq FROM next
-    WHERE room_id = %(room)s AND user_id = %(user)s
+    UPDATE {Membership._meta.db_table} SET last_read = next.last_seq, last_posted = %(now_ts)s
+    FROM next WHERE room_id = %(room)s AND user_id = %(user)s
 )
 INSERT INTO {Message._meta.db_table} (room_id, author_id, seq, body, ref, created_at)
 SELECT %(room)s, %(user)s, next.last_seq, %(body)s, %(ref)s, %(now)s FROM next
@@ -390,14 +493,13 @@ RETURNING id, seq
 
 
 def _store_message_in_one_statement(
-    *, author: User, room: Room, body: str, ref: str | None
+    *, author: User, room: Room, body: str, ref: str | None, now: datetime
 ) -> Message | None:
     """`_store_message` in one statement (PostgreSQL); None if the rules refused it."""
-    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             _STORE_MESSAGE_SQL,
-            {"room": room.pk, "user": author.pk, "body": body, "ref": ref, "now": now},
+            {**_post_params(author=author, room=room, now=now), "body": body, "ref": ref},
         )
         row = cursor.fetchone()
     if row is None:
@@ -475,15 +577,25 @@ def edit_message(*, user: User, message_id: int, body: str) -> Message:
 def delete_message(*, user: User, message_id: int) -> Message:
     """Soft-delete a message (author or staff): it keeps its seq, loses its body."""
     message = _editable_message(user=user, message_id=message_id)
-    soft_delete(message)
+    soft_delete(message, by=user)
     return message
 
 
-def soft_delete(message: Message) -> None:
-    """Blank a message and tell the room; used by users, staff and the admin action."""
+def soft_delete(message: Message, *, by: User) -> None:
+    """Blank a message and tell the room; used by authors, staff and the admin. Deleting
+    someone else's is moderation: it is written to the audit log."""
     message.deleted_at = timezone.now()
     message.body = ""
     message.save(update_fields=["deleted_at", "body"])
+    if message.author_id != by.pk:
+        audit.record(
+            actor=by,
+            action="delete_message",
+            room=message.room,
+            target=message.author,
+            id=message.pk,
+            seq=message.seq,
+        )
     _publish_message_change(message, "message_deleted")
 
 

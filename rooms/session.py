@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from . import fanout, metrics, presence, protocol, ratelimit, selectors, services
+from . import fanout, metrics, moderation, presence, protocol, ratelimit, selectors, services
 from .models import Room
 from .protocol import ProtocolError
 from .sockets import Broadcast, ServerSocket
@@ -169,7 +169,7 @@ class ChatSession:
             protocol.hello(
                 self.username,
                 [
-                    protocol.room_payload(m.room, viewer=user, last_read=m.last_read)
+                    protocol.room_payload(m.room, viewer=user, last_read=m.last_read, role=m.role)
                     for m in memberships
                 ],
                 **self.transport.hello_fields(),
@@ -249,7 +249,7 @@ class ChatSession:
             if exc.code in protocol.MALFORMED_CODES:
                 await self._count_malformed()
         except services.ChatError as exc:
-            await self.reply_error(exc.code, exc.detail, ref)
+            await self.reply_error(exc.code, exc.detail, ref, **exc.fields)
         except Exception:
             logger.exception("frame failed")
             await self.reply_error(protocol.INTERNAL, "The server failed; retrying is safe.", ref)
@@ -259,8 +259,8 @@ class ChatSession:
             payload["ref"] = ref
         await self.write(protocol.encode(payload))
 
-    async def reply_error(self, code: str, detail: str, ref: str | None) -> None:
-        await self.write(protocol.encode(protocol.error(code, detail, ref)))
+    async def reply_error(self, code: str, detail: str, ref: str | None, **fields: Any) -> None:
+        await self.write(protocol.encode(protocol.error(code, detail, ref, **fields)))
 
     async def _count_malformed(self) -> None:
         now = time.monotonic()
@@ -293,8 +293,8 @@ class ChatSession:
         return room
 
     async def _check_rate(self) -> None:
-        """Take one of the user's actions (send, direct, edit, delete, join, leave), or
-        answer `rate_limited`."""
+        """Take one of the user's actions (send, direct, edit, delete, join, leave, and the
+        moderation frames), or answer `rate_limited`."""
         if not await ratelimit.allow(self.user_id):
             raise services.RateLimited("Too many messages: slow down and retry shortly.")
 
@@ -320,12 +320,16 @@ class ChatSession:
         # events after it leave no gap.
         await self.hub.follow(self, room.pk)
         members, count = await _db(selectors.listed_members)(room)
+        roles = await _db(selectors.roles_in)(room)
+        you = await _db(selectors.standing)(self.user, membership)
         online = await presence.backend().online(pk for pk, _ in members)
         joined = protocol.joined(
             protocol.room_payload(room, viewer=self.user),
             members=[name for _, name in members],
             online=[name for pk, name in members if pk in online],
             member_count=count,
+            roles=roles,
+            you=you,
         )
         await self.reply(joined, frame.get("ref"))
 
@@ -409,6 +413,38 @@ class ChatSession:
     async def on_delete(self, frame: dict[str, Any]) -> None:
         await self._check_rate()
         await _db(services.delete_message)(user=self.user, message_id=frame["id"])
+
+    async def on_moderate(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
+        room = await self.room(frame["room"])
+        event = await _db(moderation.moderate)(
+            actor=self.user,
+            room=room,
+            target=frame["user"],
+            action=frame["action"],
+            minutes=frame.get("minutes"),
+            origin=self.conn_id,
+        )
+        await self.reply(event, frame.get("ref"))
+
+    async def on_invite(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
+        room = await self.room(frame["room"])
+        invited = await _db(moderation.invite)(actor=self.user, room=room, target=frame["user"])
+        await self.reply(invited, frame.get("ref"))
+
+    async def on_room_settings(self, frame: dict[str, Any]) -> None:
+        await self._check_rate()
+        room = await self.room(frame["room"])
+        updated = await _db(moderation.update_room_settings)(
+            actor=self.user,
+            room=room,
+            slow_mode=frame.get("slow_mode"),
+            archived=frame.get("archived"),
+            topic=frame.get("topic"),
+            origin=self.conn_id,
+        )
+        await self.reply(updated, frame.get("ref"))
 
 
 fanout.read_missed_with(_db(services.missed_messages))

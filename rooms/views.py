@@ -46,8 +46,8 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         page = services.history(user=request.user, room=room)
     except services.RoomNotFound:
         raise Http404("No such room.") from None
-    except services.Forbidden:
-        raise PermissionDenied("This room is private.") from None
+    except services.Forbidden as exc:
+        raise PermissionDenied(exc.detail) from None
     members, member_count = selectors.listed_members(room)
     is_member = any(pk == request.user.pk for pk, _ in members)
     if not is_member and member_count > len(members):

@@ -93,10 +93,10 @@ def public_room(alice: object, bob: object) -> object:
 @pytest.fixture
 def private_room(alice: object, bob: object) -> object:
     """#secret: private, alice and bob are members, carol is not."""
-    from rooms import services
+    from rooms import moderation, services
 
     room = services.create_room(creator=alice, name="Secret", slug="secret", is_private=True)
-    services.add_member(room=room, user=bob, by=alice)
+    moderation.invite(actor=alice, room=room, target=bob)
     return room
 
 

@@ -2,8 +2,8 @@
 // fallback), rooms kept in memory by `seq`, messages echoed at once as "pending" and retried
 // with the same `ref` until acked. The pages are rendered by Django first; this module adopts
 // what is on the page, then keeps it live. The app's methods live in modules by concern
-// (frames.js, sending.js, navigation.js, messages.js, views.js); docs/client.md describes the
-// behaviour, docs/protocol.md the frames.
+// (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js);
+// docs/client.md describes the behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
 import { MAX_BODY } from "./protocol.js";
@@ -23,6 +23,8 @@ import {
 } from "./ui.js";
 import { ServerFrames } from "./frames.js";
 import { MessageList } from "./messages.js";
+import { Moderation } from "./moderation.js";
+import { ModeratorTools } from "./moderator.js";
 import { Navigation } from "./navigation.js";
 import { Sending } from "./sending.js";
 import { Views } from "./views.js";
@@ -42,6 +44,8 @@ class ChatApp {
     this.connectedOnce = false;
     this.greeted = false; // a `hello` came before: the next one is a reconnect
     this.lastTypingSent = 0;
+    this.staff = false; // staff act as owners in every room (`joined`'s `you`)
+    this.memberMenu = null; // {room, user, confirm}: the members panel's open moderation menu
     this.outbox = new Outbox(`chat:outbox:${this.me}`);
     this.dom = {
       roomNav: $("room-nav"),
@@ -68,6 +72,12 @@ class ChatApp {
       joinName: $("join-name"),
       memberList: $("member-list"),
       memberCount: $("member-count"),
+      flags: $("room-flags"),
+      notice: $("room-notice"),
+      noticeText: $("room-notice-text"),
+      noticeJoin: $("room-notice-join"),
+      settingsButton: $("room-settings-open"),
+      settings: $("room-settings"), // the room settings dialog: moderator.js
     };
   }
 
@@ -91,6 +101,8 @@ class ChatApp {
         topic: view.dataset.topic,
         lastSeq: Number(view.dataset.lastSeq),
         lastRead: Number(view.dataset.lastRead),
+        slowMode: Number(view.dataset.slowMode || 0),
+        archived: view.dataset.archived === "1",
       });
       room.member = view.dataset.member === "1";
       room.add(
@@ -151,8 +163,11 @@ class ChatApp {
     document.addEventListener("visibilitychange", () => this.onVisibility());
     window.addEventListener("focus", () => this.markRead(this.current));
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") this.closeDrawers();
+      if (event.key !== "Escape") return;
+      if (this.memberMenu) this.closeMemberMenu({ focus: true });
+      else this.closeDrawers();
     });
+    this.bindModeration();
     const { input, composer, scroller, dmForm } = this.dom;
     if (composer) {
       composer.addEventListener("submit", (event) => {
@@ -182,6 +197,7 @@ class ChatApp {
   }
 
   onClick(event) {
+    if (this.memberMenu && !event.target.closest(".mod-menu, .member-mod")) this.closeMemberMenu();
     const target = event.target.closest("a, button, textarea");
     if (!target) this.toggleActions(event.target.closest("li.msg.own[data-id]"));
     if (!target || event.defaultPrevented) return;
@@ -267,6 +283,8 @@ class ChatApp {
       case "dismiss":
         target.closest(".toast")?.remove();
         break;
+      default:
+        this.onModeratorAction(action, target);
     }
   }
 
@@ -384,6 +402,7 @@ class ChatApp {
     this.flush();
     const room = this.current;
     if (room && room.typing.size) this.renderTyping();
+    this.tickModeration();
     if (this.status.state === "waiting" || (this.backUntil && Date.now() > this.backUntil)) {
       if (this.backUntil && Date.now() > this.backUntil) this.backUntil = 0;
       this.renderBanner();
@@ -445,7 +464,7 @@ class ChatApp {
   }
 }
 
-mixin(ChatApp, ServerFrames, Sending, Navigation, MessageList, Views);
+mixin(ChatApp, ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools);
 
 const root = document.getElementById("app");
 if (root) {

@@ -32,6 +32,7 @@ const ICONS = {
   close: "M5 5l10 10M15 5 5 15",
   edit: "M4 16h3l8.5-8.5-3-3L4 13v3Zm7-10 3 3",
   trash: "M4.5 6h11M8 6V4h4v2M6 6l.8 10.5h6.4L14 6",
+  more: "M5 10h.01M10 10h.01M15 10h.01",
 };
 
 /** An inline SVG icon, hidden from screen readers (its button carries the label). */

@@ -19,8 +19,12 @@ export class ServerFrames {
         name: raw.name,
         kind: raw.kind,
         topic: raw.topic,
+        role: raw.role,
+        slowMode: raw.slow_mode,
+        archived: raw.archived,
       });
       room.member = true;
+      room.removed = null;
       room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
       room.lastRead = raw.last_seq - (raw.unread || 0);
     }
@@ -106,7 +110,11 @@ export class ServerFrames {
   on_error(frame) {
     const item = frame.ref ? this.outbox.get(frame.ref) : null;
     if (item) {
-      if (FINAL_ERRORS.has(frame.code)) {
+      if (frame.code === "muted" || frame.code === "slow_mode") {
+        // Final too, but the reason is said by the client, with the time it ends.
+        this.heldBack(item, frame);
+        item.state = "failed";
+      } else if (FINAL_ERRORS.has(frame.code)) {
         Object.assign(item, { state: "failed", error: frame.detail });
       } else {
         // rate_limited or internal: the message was not stored; the same ref goes again.
@@ -132,11 +140,21 @@ export class ServerFrames {
 
   on_joined(frame) {
     const raw = frame.room;
-    const room = this.room(raw.slug, { name: raw.name, kind: raw.kind, topic: raw.topic });
+    const room = this.room(raw.slug, {
+      name: raw.name,
+      kind: raw.kind,
+      topic: raw.topic,
+      slowMode: raw.slow_mode,
+      archived: raw.archived,
+    });
     if (!room.member) room.lastRead = raw.last_seq;
     room.member = true;
+    room.removed = null;
     room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
     room.members = frame.members;
+    // Only owners and moderators are listed; everyone else is a member.
+    room.roles = new Map(Object.entries(frame.roles || {}));
+    if (frame.you) this.standing(room, frame.you);
     // A room of thousands lists its first members by name only.
     room.unlistedMembers = Math.max(0, (frame.member_count ?? 0) - frame.members.length);
     room.presenceKnown = true;
@@ -159,8 +177,16 @@ export class ServerFrames {
 
   on_room_added(frame) {
     const raw = frame.room;
-    const room = this.room(raw.slug, { name: raw.name, kind: raw.kind, topic: raw.topic });
+    const room = this.room(raw.slug, {
+      name: raw.name,
+      kind: raw.kind,
+      topic: raw.topic,
+      role: raw.role,
+      slowMode: raw.slow_mode,
+      archived: raw.archived,
+    });
     room.member = true;
+    room.removed = null;
     room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
     room.lastRead = raw.last_seq - (raw.unread || 0);
     this.renderSidebar();

@@ -89,6 +89,7 @@ export class Navigation {
       await this.conn.request({ type: "join", room: slug });
     } catch (error) {
       if (error.message === "offline") location.assign(roomUrl(slug));
+      else if (error.code === "banned") this.bannedFrom(slug);
       else this.toast(error.message);
       return;
     }

@@ -16,6 +16,12 @@ export class Sending {
       this.toast(`A message may have at most ${MAX_BODY} characters.`);
       return;
     }
+    // Muted, archived, removed: the composer says why; what was written stays in it.
+    if (this.mutedNow(room) || room.archived || room.removed) return;
+    if (this.slowed(room)) {
+      if (this.slowWait(room) > 0) return;
+      room.slowUntil = Date.now() + room.slowMode * 1000;
+    }
     const item = { ref: newRef(), body, createdAt: Date.now(), state: "pending", sentAt: 0 };
     if (room.slug) item.room = room.slug;
     else item.to = room.draftTo;

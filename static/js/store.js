@@ -20,8 +20,25 @@ export function toMessage(raw) {
 
 /** A room (or a direct conversation not yet started: `draftTo`, no slug). */
 export class Room {
-  constructor({ slug = null, name, kind = "public", topic = "", lastSeq = 0, lastRead = 0 }) {
+  constructor({
+    slug = null,
+    name,
+    kind = "public",
+    topic = "",
+    lastSeq = 0,
+    lastRead = 0,
+    role = null,
+    slowMode = 0,
+    archived = false,
+  }) {
     Object.assign(this, { slug, name, kind, topic, lastSeq, lastRead });
+    // Moderation (contract §6): the viewer's role, the room's rules, the viewer's standing.
+    Object.assign(this, { role, slowMode, archived });
+    this.roles = new Map(); // username -> "owner" | "moderator"; everyone else is a member
+    this.muted = false;
+    this.mutedUntil = null; // Date; null while muted: until a moderator unmutes
+    this.slowUntil = 0; // slow mode: the composer accepts again at this time (ms)
+    this.removed = null; // "removed" (kicked, or banned without saying so) or "banned"
     this.member = false;
     this.draftTo = null;
     this.messages = new Map(); // seq -> message

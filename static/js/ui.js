@@ -21,7 +21,15 @@ export const BACK_BANNER_MS = 2_500;
 export const NEAR_BOTTOM_PX = 80;
 export const NEAR_TOP_PX = 300;
 // Errors after which a retry cannot succeed: the message waits for the person to decide.
-export const FINAL_ERRORS = new Set(["empty", "too_long", "forbidden", "not_found", "bad_frame"]);
+// (`muted` and `slow_mode` too, with a reason of their own: frames.js, moderation.js.)
+export const FINAL_ERRORS = new Set([
+  "empty",
+  "too_long",
+  "forbidden",
+  "not_found",
+  "bad_frame",
+  "banned",
+]);
 
 export const roomUrl = (slug) => `/rooms/${encodeURIComponent(slug)}/`;
 export const isVisible = () => document.visibilityState === "visible";

@@ -117,6 +117,7 @@ export class Views {
       room.topic ||
       (room.kind === "direct" ? "Direct conversation: only the two of you see it." : "");
     topic.hidden = !topic.textContent;
+    this.renderRoomRules(room);
   }
 
   renderMembers() {
@@ -148,10 +149,21 @@ export class Views {
   }
 
   memberRow(name, isOnline) {
+    const room = this.current;
     const me = name === this.me;
+    const role = room.roles.get(name) || "member";
+    const entries = this.moderationEntries(room, name);
+    const menu =
+      this.memberMenu?.room === room.slug && this.memberMenu.user === name ? this.memberMenu : null;
     return {
       key: `u:${name}`,
-      version: `${isOnline}|${me}`,
+      version: [
+        isOnline,
+        me,
+        role,
+        entries.map((entry) => entry.action).join(","),
+        menu ? menu.confirm || "open" : "",
+      ].join("|"),
       build: () =>
         el(
           "li",
@@ -176,9 +188,11 @@ export class Views {
                 : el("span", { className: `presence ${isOnline ? "on" : "off"}` }),
             ),
             el("span", { className: "member-name", text: name }),
+            role === "member" ? null : el("span", { className: `role-badge ${role}`, text: role }),
             me ? el("span", { className: "member-you", text: "you" }) : null,
             me ? null : el("span", { className: "member-dm", text: "Message" }),
           ),
+          entries.length ? this.memberMenuParts(room, name, entries, menu) : null,
         ),
     };
   }
@@ -205,17 +219,26 @@ export class Views {
 
   renderComposer() {
     const room = this.current;
-    const { composer, input, note, joinBar, joinName } = this.dom;
+    const { composer, input, note, joinBar, joinName, notice, noticeText, noticeJoin } = this.dom;
     if (!composer || !room) return;
-    const canWrite = room.member || Boolean(room.draftTo);
+    // Archived, or the viewer was removed or banned: a notice instead of the composer.
+    const closedBy = this.roomNotice(room);
+    const canWrite = (room.member || Boolean(room.draftTo)) && !closedBy;
     composer.hidden = !canWrite;
-    joinBar.hidden = canWrite || room.kind !== "public";
+    joinBar.hidden = canWrite || Boolean(closedBy) || room.member || room.kind !== "public";
     joinName.textContent = `#${room.name}`;
+    if (notice) {
+      notice.hidden = !closedBy;
+      notice.dataset.kind = closedBy?.kind || "";
+      noticeText.textContent = closedBy?.text || "";
+      noticeJoin.hidden = !closedBy?.join;
+    }
     input.placeholder = room.kind === "direct" ? `Message ${room.name}` : `Message #${room.name}`;
     const { state, reason } = this.status;
+    const rule = canWrite ? this.moderationNote(room) : null;
     let text = "";
     let kind = "";
-    if (!canWrite && room.kind !== "public") {
+    if (!canWrite && !closedBy && room.kind !== "public") {
       text = "You are not a member of this room.";
       kind = "blocked";
     } else if (state === "closed") {
@@ -226,16 +249,23 @@ export class Views {
           : reason === "too_many_tabs"
             ? "Too many open tabs: close some, then try again."
             : "Disconnected by the server. Reload the page to reconnect.";
+    } else if (rule?.kind === "muted") {
+      ({ kind, text } = rule);
     } else if (state !== "open" && (this.connectedOnce || this.bannerDue())) {
       kind = "offline";
       text =
         "You are offline. Messages you send now will be delivered when the connection is back.";
+    } else if (rule?.kind === "slow-wait") {
+      ({ kind, text } = rule);
     } else if (this.composerLimit) {
       kind = "limit";
       text = this.composerLimit;
+    } else if (rule) {
+      ({ kind, text } = rule);
     }
-    input.disabled = kind === "blocked";
-    composer.querySelector("button[type=submit]").disabled = kind === "blocked";
+    // Muted: what was written stays in the box, greyed, until the mute ends.
+    input.disabled = kind === "blocked" || kind === "muted";
+    composer.querySelector("button[type=submit]").disabled = input.disabled || kind === "slow-wait";
     composer.classList.toggle("offline", kind === "offline");
     note.hidden = !text;
     note.textContent = text;

@@ -25,7 +25,18 @@ pytestmark = pytest.mark.redis
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MESSAGE_KEYS = {"id", "seq", "author", "body", "created_at", "edited_at", "ref", "deleted"}
-HELLO_ROOM_KEYS = {"slug", "name", "kind", "topic", "last_seq", "unread"}
+# `topic`, `slow_mode`, `archived` and the user's `role` are docs/protocol.md's extensions.
+HELLO_ROOM_KEYS = {
+    "slug",
+    "name",
+    "kind",
+    "topic",
+    "last_seq",
+    "slow_mode",
+    "archived",
+    "unread",
+    "role",
+}
 
 
 def assert_message_shape(message: Frame) -> None:
@@ -101,7 +112,10 @@ async def test_hello_is_the_first_frame_and_lists_the_users_rooms(site):
             "kind": "public",
             "topic": "Say hi",
             "last_seq": 0,
+            "slow_mode": 0,
+            "archived": False,
             "unread": 0,
+            "role": "owner",
         },
         {
             "slug": secret,
@@ -109,7 +123,10 @@ async def test_hello_is_the_first_frame_and_lists_the_users_rooms(site):
             "kind": "private",
             "topic": "",
             "last_seq": 0,
+            "slow_mode": 0,
+            "archived": False,
             "unread": 0,
+            "role": "owner",
         },
     ]
 
@@ -146,9 +163,13 @@ async def test_join_answers_joined_tells_the_room_and_the_users_other_tabs(site)
             "kind": "public",
             "topic": "Say hi",
             "last_seq": 0,
+            "slow_mode": 0,
+            "archived": False,
         },
         "members": sorted([alice.name, bob.name]),
         "online": sorted([alice.name, bob.name]),
+        "roles": {alice.name: "owner"},
+        "you": {"role": "member", "staff": False, "muted": False, "muted_until": None},
         "ref": "j1",
     }
     assert await a2.wait_for(is_("presence", room)) == {
@@ -166,7 +187,10 @@ async def test_join_answers_joined_tells_the_room_and_the_users_other_tabs(site)
             "kind": "public",
             "topic": "Say hi",
             "last_seq": 0,
+            "slow_mode": 0,
+            "archived": False,
             "unread": 0,
+            "role": "member",
         },
     }
     await assert_nothing_about(room, b1, c2)
@@ -472,7 +496,10 @@ async def test_read_tells_every_tab_of_the_user_and_unread_counts_own_messages_a
         "kind": "public",
         "topic": "Say hi",
         "last_seq": 3,
+        "slow_mode": 0,
+        "archived": False,
         "unread": 3,
+        "role": "owner",
     }
     assert entry((await s.bob.tab(1)).hello)["unread"] == 0  # own messages count as read
 
@@ -503,7 +530,10 @@ async def test_read_tells_every_tab_of_the_user_and_unread_counts_own_messages_a
         "kind": "public",
         "topic": "Say hi",
         "last_seq": 6,
+        "slow_mode": 0,
+        "archived": False,
         "unread": 0,
+        "role": "owner",
     }
     assert entry((await s.bob.tab(1)).hello)["unread"] == 1
 

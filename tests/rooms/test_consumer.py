@@ -7,7 +7,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from rooms import services
+from rooms import moderation, services
 from rooms.models import Membership, Message
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -52,7 +52,10 @@ async def test_hello_lists_the_users_rooms_with_unread_counts(connect, public_ro
         "kind": "public",
         "topic": "Say hi",
         "last_seq": 2,
+        "slow_mode": 0,
+        "archived": False,
         "unread": 2,
+        "role": "member",
     }
 
 
@@ -70,7 +73,11 @@ async def test_join_answers_joined_and_tells_the_room(connect, public_room, alic
         "kind": "public",
         "topic": "Say hi",
         "last_seq": 0,
+        "slow_mode": 0,
+        "archived": False,
     }
+    assert reply["roles"] == {"alice": "owner"}
+    assert reply["you"] == {"role": "member", "staff": False, "muted": False, "muted_until": None}
     assert reply["members"] == ["alice", "bob", "carol"]
     assert set(reply["online"]) == {"alice", "carol"}
     presence = await a.recv_type("presence")
@@ -389,8 +396,8 @@ async def test_deactivated_user_is_cut_off_at_once(connect, public_room, alice, 
 async def test_removed_member_stops_receiving_the_room(connect, private_room, alice, bob):
     a = await connect(alice)
     b = await connect(bob)
-    await db(services.remove_member)(room=private_room, user=bob)
-    assert (await b.recv_type("left"))["room"] == "secret"
+    await db(moderation.moderate)(actor=alice, room=private_room, target=bob, action="kick")
+    assert (await b.recv_type("room_removed"))["room"] == "secret"
     await a.request(type="send", room="secret", body="after bob")
     assert [f for f in await b.frames() if f["type"] == "message"] == []
 

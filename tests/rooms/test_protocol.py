@@ -29,7 +29,11 @@ _payload = {"id": 1, "seq": 1}
 # One sample of every server frame, from its builder.
 BUILT = [
     protocol.hello("alice", []),
-    protocol.joined({}, [], [], member_count=0),
+    protocol.joined({}, [], [], member_count=0, roles={}, you={}),
+    protocol.room_removed("lobby"),
+    protocol.room_updated({}),
+    protocol.moderated("lobby", "bob", "mute", "alice"),
+    protocol.invited("lobby", "bob"),
     protocol.left("lobby"),
     protocol.room_added({}),
     protocol.presence("lobby", "alice", "online"),
@@ -45,7 +49,11 @@ BUILT = [
 ]
 SHAPES = {frame["type"]: set(frame) for frame in BUILT}
 # Keys a builder adds only sometimes, and the `ref` every reply may echo.
-OPTIONAL = {"joined": {"member_count"}}
+OPTIONAL = {
+    "joined": {"member_count"},
+    "moderated": {"until", "role"},
+    "error": {"until", "retry_after"},
+}
 
 
 def test_no_module_but_protocol_writes_a_frame_by_hand() -> None:
@@ -85,8 +93,17 @@ async def test_every_frame_of_a_conversation_has_its_builders_shape(
     seen.append(await b.request(type="nope"))
     await a.request(type="direct", to="bob", body="psst")
     seen.append(await b.recv_type("room_added"))
+    seen.append(await a.request(type="moderate", room="lobby", user="bob", action="mute"))
+    seen.append(await b.recv_type("moderated"))
+    seen.append(await b.request(type="send", room="lobby", body="muted?"))
+    seen.append(await a.request(type="room_settings", room="lobby", topic="New topic"))
+    seen.append(await b.recv_type("room_updated"))
+    seen.append(await a.request(type="moderate", room="lobby", user="bob", action="promote"))
     seen.append(await b.request(type="leave", room="lobby"))
     seen.append(await a.recv_type("presence"))
+    seen.append(await a.request(type="invite", room="lobby", user="bob"))
+    await a.request(type="moderate", room="lobby", user="bob", action="kick")
+    seen.append(await b.recv_type("room_removed"))
 
     assert {frame["type"] for frame in seen} == set(SHAPES)
     for frame in seen:
