@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -76,6 +76,10 @@ class Room(models.Model):
         return self.name
 
 
+# `Membership.muted_until` of a mute without end (the Restriction says NULL).
+MUTED_FOR_GOOD = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 class Membership(models.Model):
     class Role(models.TextChoices):
         OWNER = "owner"
@@ -93,6 +97,10 @@ class Membership(models.Model):
     # When the member last posted, in Unix seconds: slow mode compares it with the room's
     # `slow_mode` inside the statement that stores a message, the same SQL on every database.
     last_posted = models.FloatField(default=0)
+    # The end of the member's mute, copied from their Restriction (which outlives the
+    # membership) so that posting checks it on the row it updates anyway; MUTED_FOR_GOOD for
+    # a mute without end. NULL: not muted.
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import audit, fanout, protocol, services
-from .models import Membership, Message, Restriction, Room
+from .models import MUTED_FOR_GOOD, Membership, Message, Restriction, Room
 from .services import ChatError, Forbidden
 
 if TYPE_CHECKING:
@@ -145,9 +145,15 @@ def moderate(
             kind=Restriction.Kind.MUTE,
             defaults={"until": until, "by": actor},
         )
+        if membership is not None:
+            membership.muted_until = until or MUTED_FOR_GOOD
+            membership.save(update_fields=["muted_until"])
     elif action in (UNMUTE, UNBAN):
         kind = Restriction.Kind.MUTE if action == UNMUTE else Restriction.Kind.BAN
         lifted, _ = Restriction.objects.filter(room=room, user=target, kind=kind).delete()
+        if membership is not None and action == UNMUTE:
+            membership.muted_until = None
+            membership.save(update_fields=["muted_until"])
         if not lifted:
             # Nothing to lift: harmless, and nothing for the log or the room.
             return protocol.moderated(

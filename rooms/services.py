@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from . import audit, fanout, protocol
 from .invisible import shows_nothing
-from .models import Membership, Message, Restriction, Room
+from .models import MUTED_FOR_GOOD, Membership, Message, Restriction, Room
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -223,8 +223,21 @@ def create_room(
 def add_membership(
     *, user: User, room: Room, role: str = Membership.Role.MEMBER, origin: str | None = None
 ) -> Membership:
-    """Create the membership and tell the user's connections (but `origin`) and the room."""
-    membership = Membership.objects.create(user=user, room=room, role=role, last_read=room.last_seq)
+    """Create the membership and tell the user's connections (but `origin`) and the room.
+
+    A mute the user left with holds again: leaving and joining does not lift it."""
+    mute = (
+        Restriction.objects.filter(room=room, user=user, kind=Restriction.Kind.MUTE)
+        .in_force()
+        .first()
+    )
+    membership = Membership.objects.create(
+        user=user,
+        room=room,
+        role=role,
+        last_read=room.last_seq,
+        muted_until=(mute.until or MUTED_FOR_GOOD) if mute else None,
+    )
     room_added = protocol.encode(
         protocol.room_added(
             protocol.room_payload(
@@ -351,28 +364,24 @@ def find_user(username: str) -> User:
 # --- messages -------------------------------------------------------------------------------
 
 # Who may post, as the condition on the room row whose update takes the next seq: a member
-# of a room that is not archived, who is not muted and, in slow mode, is an owner, moderator or
-# staff member, or has waited long enough since their last post. The rules are read from the
-# rows themselves (callers may hold a Room loaded long ago), in the statement that stores the
-# message: posting costs no query more for them, and a refusal is explained afterwards
-# (`_refuse_post`). Both statements below use it; the same SQL runs on SQLite and PostgreSQL.
+# of a room that is not archived, who is not muted and, in slow mode, is an owner or moderator
+# or has waited long enough since their last post. The rules are read from the rows themselves
+# (callers may hold a Room loaded long ago), in the statement that stores the message: posting
+# costs no query more for them, and a refusal is explained afterwards (`_refuse_post`). Both
+# statements below use it; the same SQL runs on SQLite and PostgreSQL. Every subquery here costs
+# PostgreSQL planning time on each post, so the mute is read from the membership row
+# (`muted_until`), and staff, whom slow mode does not hold either, are let through only once a
+# refusal found them to be staff (`exempt`): they rarely post in a slow room.
 _MAY_POST_SQL = f"""
     id = %(room)s AND archived_at IS NULL
     AND EXISTS (
         SELECT 1 FROM {Membership._meta.db_table} m
-        WHERE m.room_id = %(room)s AND m.user_id = %(user)s AND (
+        WHERE m.room_id = %(room)s AND m.user_id = %(user)s
+        AND (m.muted_until IS NULL OR m.muted_until <= %(now)s)
+        AND (
             {Room._meta.db_table}.slow_mode = 0 OR m.role <> 'member'
-            OR m.last_posted <= %(now_ts)s - {Room._meta.db_table}.slow_mode
-            OR EXISTS (
-                SELECT 1 FROM {get_user_model()._meta.db_table} u
-                WHERE u.id = %(user)s AND u.is_staff
-            )
+            OR m.last_posted <= %(now_ts)s - {Room._meta.db_table}.slow_mode OR %(exempt)s
         )
-    )
-    AND NOT EXISTS (
-        SELECT 1 FROM {Restriction._meta.db_table} x
-        WHERE x.room_id = %(room)s AND x.user_id = %(user)s AND x.kind = 'mute'
-        AND (x.until IS NULL OR x.until > %(now)s)
     )
 """  # noqa: S608 - the table names are the models', every value is a parameter
 
@@ -383,27 +392,38 @@ UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE {_MAY_POST_SQL} R
 """  # noqa: S608
 
 
-def _post_params(*, author: User, room: Room, now: datetime) -> dict[str, Any]:
+def _post_params(
+    *, author: User, room: Room, now: datetime, exempt: bool = False
+) -> dict[str, Any]:
     return {
         "room": room.pk,
         "user": author.pk,
         "now": connection.ops.adapt_datetimefield_value(now),
         "now_ts": now.timestamp(),
+        "exempt": exempt,
     }
 
 
 def _next_seq(*, author: User, room: Room, now: datetime) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(_NEXT_SEQ_SQL, _post_params(author=author, room=room, now=now))
-        row = cursor.fetchone()
-    if row is None:
+    exempt = False
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _NEXT_SEQ_SQL, _post_params(author=author, room=room, now=now, exempt=exempt)
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            room.last_seq = int(row[0])
+            return room.last_seq
+        if exempt:
+            raise ChatError("The room's rules changed while posting; retrying is safe.")
         _refuse_post(author=author, room=room, now=now)
-    room.last_seq = int(row[0])
-    return room.last_seq
+        exempt = True  # staff held by slow mode: the refusal let them through
 
 
-def _refuse_post(*, author: User, room: Room, now: datetime) -> NoReturn:
-    """Say why `_MAY_POST_SQL` refused the author's message (the common path never asks)."""
+def _refuse_post(*, author: User, room: Room, now: datetime) -> None:
+    """Say why `_MAY_POST_SQL` refused the author's message (the common path never asks), or
+    return if slow mode held a staff member, whom it must not."""
     state = Room.objects.filter(pk=room.pk).values("archived_at", "slow_mode").first()
     if state is None:
         raise RoomNotFound("The room no longer exists.")
@@ -419,6 +439,8 @@ def _refuse_post(*, author: User, room: Room, now: datetime) -> NoReturn:
         raise Muted(mute.until)
     wait = membership.last_posted + state["slow_mode"] - now.timestamp()
     if wait > 0:
+        if is_staff_now(author):
+            return
         raise SlowMode(max(1, math.ceil(wait)))
     # A mute lifted or slow mode changed between the two reads.
     raise ChatError("The room's rules changed while posting; retrying is safe.")

@@ -20,6 +20,11 @@ class Migration(migrations.Migration):
             field=models.FloatField(default=0),
         ),
         migrations.AddField(
+            model_name='membership',
+            name='muted_until',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
             model_name='room',
             name='slow_mode',
             field=models.PositiveIntegerField(default=0),
