@@ -467,7 +467,9 @@ class MessageAdmin(admin.ModelAdmin):
     def soft_delete_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         count = moderation.delete_messages(
             actor=actor_of(request),
-            messages=queryset.filter(deleted_at__isnull=True).select_related("room", "author"),
+            messages=queryset.filter(deleted_at__isnull=True).select_related(
+                "room", "author", "reply_to__author"
+            ),
         )
         self.message_user(request, f"Deleted {count} message(s).", messages.SUCCESS)
 

@@ -122,6 +122,28 @@ class RestrictionQuerySet(models.QuerySet["Restriction"]):
         return self.filter(Q(until__isnull=True) | Q(until__gt=now or timezone.now()))
 
 
+class Reaction(models.Model):
+    """One user's emoji on one message (`react` toggles it)."""
+
+    message = models.ForeignKey("Message", on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reactions"
+    )
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique_message_user_emoji"
+            )
+        ]
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.emoji} on {self.message_id}"
+
+
 class Restriction(models.Model):
     """A mute or a ban of one user in one room. Kept apart from the membership so that it
     outlives it: leaving and joining again lifts neither."""
@@ -190,8 +212,13 @@ class AuditEntry(models.Model):
 
 
 class MessageQuerySet(models.QuerySet["Message"]):
-    def with_author(self) -> MessageQuerySet:
-        return self.select_related("author")
+    def for_payload(self) -> MessageQuerySet:
+        """With what a message's payload shows: its author, the message it replies to, and its
+        reactions (one query more for the lot)."""
+        reactions = Reaction.objects.select_related("user").order_by("id")
+        return self.select_related("author", "reply_to__author").prefetch_related(
+            models.Prefetch("reactions", queryset=reactions)
+        )
 
 
 class Message(models.Model):
@@ -207,6 +234,10 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The message of the same room this one answers (`reply_to` of `send`).
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     objects = MessageQuerySet.as_manager()
 

@@ -14,7 +14,9 @@ import orjson
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from .models import Message, Room
+    from collections.abc import Iterable
+
+    from .models import Message, Reaction, Room
 
 LIMITS = settings.CHAT
 
@@ -87,7 +89,7 @@ _BOOL = (bool,)
 FRAME_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "join": {"room": (_STR, True)},
     "leave": {"room": (_STR, True)},
-    "send": {"room": (_STR, True), "body": (_STR, True)},
+    "send": {"room": (_STR, True), "body": (_STR, True), "reply_to": (_INT, False)},
     "history": {
         "room": (_STR, True),
         "before": (_INT, False),
@@ -96,9 +98,10 @@ FRAME_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "read": {"room": (_STR, True), "seq": (_INT, True)},
     "typing": {"room": (_STR, True)},
-    "direct": {"to": (_STR, True), "body": (_STR, True)},
+    "direct": {"to": (_STR, True), "body": (_STR, True), "reply_to": (_INT, False)},
     "edit": {"id": (_INT, True), "body": (_STR, True)},
     "delete": {"id": (_INT, True)},
+    "react": {"id": (_INT, True), "emoji": (_STR, True)},
     "moderate": {
         "room": (_STR, True),
         "user": (_STR, True),
@@ -170,10 +173,17 @@ def timestamp(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def message_payload(message: Message, author: str) -> dict[str, Any]:
-    """A message as every frame and the JSON API show it."""
+# How much of the replied-to message a reply shows.
+EXCERPT_CHARS = 140
+
+
+def message_payload(
+    message: Message, author: str, reactions: Iterable[Reaction] = ()
+) -> dict[str, Any]:
+    """A message as every frame and the JSON API show it: load messages `for_payload`, for a
+    reply's `reply_to` and for `reactions` (`message.reactions.all()`; a new message has none)."""
     deleted = message.deleted_at is not None
-    return {
+    payload = {
         "id": message.pk,
         "seq": message.seq,
         "author": author,
@@ -182,6 +192,56 @@ def message_payload(message: Message, author: str) -> dict[str, Any]:
         "edited_at": timestamp(message.edited_at),
         "ref": message.ref,
         "deleted": deleted,
+    }
+    payload["reactions"], counts = reactions_payload(reactions)
+    if counts:
+        payload["reaction_counts"] = counts
+    if message.reply_to_id is not None and message.reply_to is not None:
+        payload["reply_to"] = replied(message.reply_to)
+    return payload
+
+
+# Usernames listed per emoji: a message of a room of thousands must still fit a frame.
+REACTORS_LISTED = 100
+
+
+def reactions_payload(
+    reactions: Iterable[Reaction],
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """{emoji: [usernames…]}, each emoji in the order it was first given, with at most
+    REACTORS_LISTED names each; and how many reacted with each emoji whose list was cut."""
+    grouped: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for reaction in reactions:
+        names = grouped.setdefault(reaction.emoji, [])
+        if len(names) < REACTORS_LISTED:
+            names.append(reaction.user.get_username())
+        else:
+            counts[reaction.emoji] = counts.get(reaction.emoji, REACTORS_LISTED) + 1
+    return grouped, counts
+
+
+def reaction(slug: str, message: Message, emoji: str, user: str, on: bool) -> dict[str, Any]:
+    """A user's emoji added to (`on`) or taken from a message of the room."""
+    return {
+        "type": "reaction",
+        "room": slug,
+        "id": message.pk,
+        "seq": message.seq,
+        "emoji": emoji,
+        "user": user,
+        "on": on,
+    }
+
+
+def replied(message: Message) -> dict[str, Any]:
+    """The message a reply answers, as the reply shows it: the start of its body (nothing once
+    it was deleted)."""
+    return {
+        "id": message.pk,
+        "seq": message.seq,
+        "author": message.author.get_username(),
+        "excerpt": "" if message.deleted_at is not None else message.body[:EXCERPT_CHARS],
     }
 
 
@@ -367,9 +427,19 @@ def fitting_messages(messages: list[dict[str, Any]], *, keep_newest: bool) -> li
     end or the oldest; at least one, since one message is far smaller than a frame."""
     budget = LIMITS["MAX_SERVER_FRAME_BYTES"] - _HISTORY_ENVELOPE_BYTES
     # Most pages are far below the limit: a bound on their size spares encoding them twice.
-    bound = sum(
-        _MAX_BYTES_PER_CHAR * (len(m["body"]) + len(m["author"]) + len(m["ref"] or "")) + 256
-        for m in messages
+    bound = (
+        sum(
+            _MAX_BYTES_PER_CHAR * (len(m["body"]) + len(m["author"]) + len(m["ref"] or "")) + 256
+            for m in messages
+        )
+        + sum(
+            _MAX_BYTES_PER_CHAR * (EXCERPT_CHARS + 150) + 100 for m in messages if "reply_to" in m
+        )
+        + sum(
+            _MAX_BYTES_PER_CHAR * (len(emoji) + sum(len(name) + 3 for name in names)) + 20
+            for m in messages
+            for emoji, names in m["reactions"].items()
+        )
     )
     if bound <= budget:
         return messages

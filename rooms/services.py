@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import emoji as emoji_data
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
@@ -20,7 +21,7 @@ from django.utils.text import slugify
 
 from . import audit, fanout, protocol
 from .invisible import shows_nothing
-from .models import MUTED_FOR_GOOD, Membership, Message, Restriction, Room
+from .models import MUTED_FOR_GOOD, Membership, Message, Reaction, Restriction, Room
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -96,6 +97,10 @@ class SlowMode(ChatError, PermissionError):
 
 class Banned(ChatError, PermissionError):
     code = protocol.BANNED
+
+
+class NotAnEmoji(ChatError, ValueError):
+    code = protocol.BAD_FRAME
 
 
 @dataclass(frozen=True)
@@ -446,22 +451,28 @@ def _refuse_post(*, author: User, room: Room, now: datetime) -> None:
     raise ChatError("The room's rules changed while posting; retrying is safe.")
 
 
-def post_message(*, author: User, room: Room, body: str, ref: str | None = None) -> PostResult:
+def post_message(
+    *, author: User, room: Room, body: str, ref: str | None = None, reply_to: int | None = None
+) -> PostResult:
     """Store a message with the room's next seq, then broadcast it once, on commit.
 
     The same `ref` from the same author in the same room returns the first message instead.
+    `reply_to`: the id of the message of the room it answers.
     """
     body = clean_body(body)
     now = timezone.now()
+    replied = None if reply_to is None else _replied_message(room=room, message_id=reply_to)
     try:
         message = None
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             message = _store_message_in_one_statement(
-                author=author, room=room, body=body, ref=ref, now=now
+                author=author, room=room, body=body, ref=ref, now=now, reply_to=replied
             )
         if message is None:  # not PostgreSQL, inside a transaction, or refused: say why
             with transaction.atomic():
-                message = _store_message(author=author, room=room, body=body, ref=ref, now=now)
+                message = _store_message(
+                    author=author, room=room, body=body, ref=ref, now=now, reply_to=replied
+                )
     except IntegrityError:
         # A retry of a ref already stored (or being stored): the unique constraint refused it
         # and the rollback returned the seq. Answer with the first message. Retries are rare,
@@ -479,8 +490,22 @@ def post_message(*, author: User, room: Room, body: str, ref: str | None = None)
     return PostResult(message, created=True)
 
 
+def _replied_message(*, room: Room, message_id: int) -> Message:
+    """The message of the room a reply answers (only replies pay this query)."""
+    replied = Message.objects.for_payload().filter(pk=message_id, room=room).first()
+    if replied is None:
+        raise MessageNotFound(f"No message {message_id} in this room to reply to.")
+    return replied
+
+
 def _store_message(
-    *, author: User, room: Room, body: str, ref: str | None, now: datetime
+    *,
+    author: User,
+    room: Room,
+    body: str,
+    ref: str | None,
+    now: datetime,
+    reply_to: Message | None = None,
 ) -> Message:
     seq = _next_seq(author=author, room=room, now=now)
     # The author's own message counts as read.
@@ -488,7 +513,7 @@ def _store_message(
         last_read=seq, last_posted=now.timestamp()
     )
     message = Message.objects.create(
-        room=room, author=author, seq=seq, body=body, ref=ref, created_at=now
+        room=room, author=author, seq=seq, body=body, ref=ref, created_at=now, reply_to=reply_to
     )
     _publish_new_message(message)
     return message
@@ -508,20 +533,31 @@ WITH next AS (
     UPDATE {Membership._meta.db_table} SET last_read = next.last_seq, last_posted = %(now_ts)s
     FROM next WHERE room_id = %(room)s AND user_id = %(user)s
 )
-INSERT INTO {Message._meta.db_table} (room_id, author_id, seq, body, ref, created_at)
-SELECT %(room)s, %(user)s, next.last_seq, %(body)s, %(ref)s, %(now)s FROM next
+INSERT INTO {Message._meta.db_table} (room_id, author_id, seq, body, ref, created_at, reply_to_id)
+SELECT %(room)s, %(user)s, next.last_seq, %(body)s, %(ref)s, %(now)s, %(reply_to)s FROM next
 RETURNING id, seq
 """  # noqa: S608 - the table names are the models', every value is a parameter
 
 
 def _store_message_in_one_statement(
-    *, author: User, room: Room, body: str, ref: str | None, now: datetime
+    *,
+    author: User,
+    room: Room,
+    body: str,
+    ref: str | None,
+    now: datetime,
+    reply_to: Message | None = None,
 ) -> Message | None:
     """`_store_message` in one statement (PostgreSQL); None if the rules refused it."""
     with connection.cursor() as cursor:
         cursor.execute(
             _STORE_MESSAGE_SQL,
-            {**_post_params(author=author, room=room, now=now), "body": body, "ref": ref},
+            {
+                **_post_params(author=author, room=room, now=now),
+                "body": body,
+                "ref": ref,
+                "reply_to": reply_to.pk if reply_to is not None else None,
+            },
         )
         row = cursor.fetchone()
     if row is None:
@@ -529,12 +565,25 @@ def _store_message_in_one_statement(
     message_id, seq = row
     room.last_seq = seq
     message = Message(
-        id=message_id, room=room, author=author, seq=seq, body=body, ref=ref, created_at=now
+        id=message_id,
+        room=room,
+        author=author,
+        seq=seq,
+        body=body,
+        ref=ref,
+        created_at=now,
+        reply_to=reply_to,
     )
     message._state.adding = False
     message._state.db = connection.alias
     _publish_new_message(message)
     return message
+
+
+def stored_payload(message: Message) -> dict[str, Any]:
+    """The payload of a message loaded `for_payload` (a new one has no reactions to read:
+    `_publish_new_message`)."""
+    return protocol.message_payload(message, message.author.get_username(), message.reactions.all())
 
 
 def _publish_new_message(message: Message) -> None:
@@ -545,7 +594,12 @@ def _publish_new_message(message: Message) -> None:
 
 @transaction.atomic
 def send_direct(
-    *, sender: User, recipient_name: str, body: str, ref: str | None = None
+    *,
+    sender: User,
+    recipient_name: str,
+    body: str,
+    ref: str | None = None,
+    reply_to: int | None = None,
 ) -> tuple[Room, PostResult]:
     """Post to the direct room of two people, making it (and telling both) on first use."""
     body = clean_body(body)
@@ -555,11 +609,11 @@ def send_direct(
         # offers none; a direct message is to another person.
         raise DirectToSelf("A direct message goes to someone else.")
     room, _ = get_or_create_direct_room(sender=sender, recipient=recipient)
-    return room, post_message(author=sender, room=room, body=body, ref=ref)
+    return room, post_message(author=sender, room=room, body=body, ref=ref, reply_to=reply_to)
 
 
 def _editable_message(*, user: User, message_id: int) -> Message:
-    message = Message.objects.select_related("room", "author").filter(pk=message_id).first()
+    message = Message.objects.for_payload().select_related("room").filter(pk=message_id).first()
     if message is None or message.is_deleted:
         raise MessageNotFound(f"No message {message_id}.")
     check_can_view(user, message.room)
@@ -578,7 +632,7 @@ def is_staff_now(user: User) -> bool:
 
 
 def _publish_message_change(message: Message, event: str) -> None:
-    payload = protocol.message_payload(message, message.author.get_username())
+    payload = stored_payload(message)
     frame = protocol.encode(protocol.message_changed(event, message.room.slug, payload))
     fanout.publish_on_commit([{"room": message.room_id, "frame": frame}])
 
@@ -621,6 +675,52 @@ def soft_delete(message: Message, *, by: User) -> None:
     _publish_message_change(message, "message_deleted")
 
 
+# --- reactions -------------------------------------------------------------------------------
+
+REACTION_MAX_BYTES = 32
+REACTIONS_PER_MESSAGE = 20  # distinct emoji
+
+
+def clean_emoji(emoji: str) -> str:
+    """One emoji (a flag, a skin tone, a family joined by ZWJ…) of at most 32 bytes."""
+    emoji = emoji.strip()
+    if not emoji or len(emoji.encode()) > REACTION_MAX_BYTES or not emoji_data.is_emoji(emoji):
+        raise NotAnEmoji(f"A reaction is one emoji, of at most {REACTION_MAX_BYTES} bytes.")
+    return emoji
+
+
+@transaction.atomic
+def react(*, user: User, message_id: int, emoji: str) -> dict[str, Any]:
+    """Toggle the user's emoji on a message of a room they may post in; returns the `reaction`
+    event the room gets."""
+    emoji = clean_emoji(emoji)
+    # The lock orders the toggles of one message: the distinct-emoji cap holds under races.
+    message = (
+        Message.objects.select_for_update().select_related("room").filter(pk=message_id).first()
+    )
+    if message is None or message.is_deleted:
+        raise MessageNotFound(f"No message {message_id}.")
+    room = message.room
+    membership = membership_of(user, room)
+    if room.is_archived:
+        raise Forbidden("This room is archived.")
+    if membership.muted_until is not None and membership.muted_until > timezone.now():
+        mute = Restriction.objects.filter(room=room, user=user, kind=Restriction.Kind.MUTE)
+        raise Muted(mute.values_list("until", flat=True).first())
+    removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+    if not removed:
+        given = set(Reaction.objects.filter(message=message).values_list("emoji", flat=True))
+        if emoji not in given and len(given) >= REACTIONS_PER_MESSAGE:
+            raise Forbidden(
+                f"This message has {REACTIONS_PER_MESSAGE} different reactions already: "
+                "add one of those."
+            )
+        Reaction.objects.create(message=message, user=user, emoji=emoji)
+    event = protocol.reaction(room.slug, message, emoji, user.get_username(), on=not removed)
+    fanout.publish_on_commit([{"room": room.pk, "frame": protocol.encode(event)}])
+    return event
+
+
 @transaction.atomic
 def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) -> Membership:
     """Move the user's read marker forward (never back) and tell all their connections."""
@@ -643,16 +743,14 @@ def missed_messages(room_id: int, after: int) -> list[tuple[int, str]]:
     a worker that has just joined the room's group may have missed (rooms/fanout.py)."""
     rows = (
         Message.objects.filter(room_id=room_id, seq__gt=after)
-        .with_author()
+        .for_payload()
         .select_related("room")
         .order_by("seq")[: LIMITS["HISTORY_MAX"]]
     )
     return [
         (
             m.seq,
-            protocol.encode(
-                protocol.message(m.room.slug, protocol.message_payload(m, m.author.get_username()))
-            ),
+            protocol.encode(protocol.message(m.room.slug, stored_payload(m))),
         )
         for m in rows
     ]
@@ -671,7 +769,7 @@ def history(
     if limit is None:
         limit = LIMITS["HISTORY_DEFAULT"]
     limit = max(1, min(int(limit), LIMITS["HISTORY_MAX"]))
-    messages = Message.objects.filter(room=room).with_author()
+    messages = Message.objects.filter(room=room).for_payload()
     if after is not None:
         rows = list(messages.filter(seq__gt=after).order_by("seq")[: limit + 1])
         has_more = len(rows) > limit
@@ -682,7 +780,7 @@ def history(
         rows = list(messages.order_by("-seq")[: limit + 1])
         has_more = len(rows) > limit
         rows = rows[:limit][::-1]
-    payloads = [protocol.message_payload(m, m.author.get_username()) for m in rows]
+    payloads = [stored_payload(m) for m in rows]
     # Cut by size too: no frame may pass MAX_SERVER_FRAME_BYTES, and 100 messages of 4,000
     # emoji would. What is cut lies beyond, so `has_more` stays truthful.
     fitting = protocol.fitting_messages(payloads, keep_newest=after is None)

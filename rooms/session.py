@@ -293,8 +293,8 @@ class ChatSession:
         return room
 
     async def _check_rate(self) -> None:
-        """Take one of the user's actions (send, direct, edit, delete, join, leave, and the
-        moderation frames), or answer `rate_limited`."""
+        """Take one of the user's actions (send, direct, edit, delete, react, join, leave, and
+        the moderation frames), or answer `rate_limited`."""
         if not await ratelimit.allow(self.user_id):
             raise services.RateLimited("Too many messages: slow down and retry shortly.")
 
@@ -345,7 +345,11 @@ class ChatSession:
         await self._check_rate()
         room = await self.room(frame["room"])
         result = await _db(services.post_message)(
-            author=self.user, room=room, body=frame["body"], ref=frame.get("ref")
+            author=self.user,
+            room=room,
+            body=frame["body"],
+            ref=frame.get("ref"),
+            reply_to=frame.get("reply_to"),
         )
         await self._ack(room.slug, result.message, frame.get("ref"))
 
@@ -353,7 +357,11 @@ class ChatSession:
         services.clean_body(frame["body"])
         await self._check_rate()
         room, result = await _db(services.send_direct)(
-            sender=self.user, recipient_name=frame["to"], body=frame["body"], ref=frame.get("ref")
+            sender=self.user,
+            recipient_name=frame["to"],
+            body=frame["body"],
+            ref=frame.get("ref"),
+            reply_to=frame.get("reply_to"),
         )
         self.rooms[room.slug] = _shared(room)
         # Subscribe now: the hub's `room_added` may arrive after the client's next frame.
@@ -413,6 +421,11 @@ class ChatSession:
     async def on_delete(self, frame: dict[str, Any]) -> None:
         await self._check_rate()
         await _db(services.delete_message)(user=self.user, message_id=frame["id"])
+
+    async def on_react(self, frame: dict[str, Any]) -> None:
+        services.clean_emoji(frame["emoji"])
+        await self._check_rate()
+        await _db(services.react)(user=self.user, message_id=frame["id"], emoji=frame["emoji"])
 
     async def on_moderate(self, frame: dict[str, Any]) -> None:
         await self._check_rate()

@@ -7,4 +7,5 @@ urlpatterns = [
     path("rooms/new/", views.room_new, name="room_new"),
     path("rooms/<slug:slug>/", views.room_detail, name="room_detail"),
     path("api/rooms/<slug:slug>/messages", api.messages, name="api_messages"),
+    path("api/search", api.search_messages, name="api_search"),
 ]

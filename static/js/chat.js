@@ -2,7 +2,8 @@
 // fallback), rooms kept in memory by `seq`, messages echoed at once as "pending" and retried
 // with the same `ref` until acked. The pages are rendered by Django first; this module adopts
 // what is on the page, then keeps it live. The app's methods live in modules by concern
-// (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js);
+// (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js,
+// search.js);
 // docs/client.md describes the behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
@@ -26,6 +27,7 @@ import { MessageList } from "./messages.js";
 import { Moderation } from "./moderation.js";
 import { ModeratorTools } from "./moderator.js";
 import { Navigation } from "./navigation.js";
+import { Search } from "./search.js";
 import { Sending } from "./sending.js";
 import { Views } from "./views.js";
 
@@ -168,6 +170,7 @@ class ChatApp {
       else this.closeDrawers();
     });
     this.bindModeration();
+    this.bindSearch();
     const { input, composer, scroller, dmForm } = this.dom;
     if (composer) {
       composer.addEventListener("submit", (event) => {
@@ -464,7 +467,8 @@ class ChatApp {
   }
 }
 
-mixin(ChatApp, ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools);
+const parts = [ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools];
+mixin(ChatApp, ...parts, Search);
 
 const root = document.getElementById("app");
 if (root) {
@@ -472,4 +476,5 @@ if (root) {
   app.start();
   const wanted = new URLSearchParams(location.search).get("dm");
   if (wanted) app.openDirect(wanted);
+  app.openLinkedMessage();
 }

@@ -24,7 +24,18 @@ from .frames import assert_error, assert_nothing_about, frames_about, is_, quiet
 pytestmark = pytest.mark.redis
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-MESSAGE_KEYS = {"id", "seq", "author", "body", "created_at", "edited_at", "ref", "deleted"}
+# `deleted` is docs/protocol.md's extension; `reactions` is contract section 7's.
+MESSAGE_KEYS = {
+    "id",
+    "seq",
+    "author",
+    "body",
+    "created_at",
+    "edited_at",
+    "ref",
+    "deleted",
+    "reactions",
+}
 # `topic`, `slow_mode`, `archived` and the user's `role` are docs/protocol.md's extensions.
 HELLO_ROOM_KEYS = {
     "slug",
@@ -280,6 +291,7 @@ async def test_send_is_acked_and_delivered_to_every_connection_of_the_room(site)
             "edited_at": None,
             "ref": "m-1",
             "deleted": False,  # docs/protocol.md: an extension field
+            "reactions": {},
         },
     }
     # The sender's tab, the sender's other tab (worker 2), another member (worker 2).
@@ -596,6 +608,7 @@ async def test_direct_makes_the_room_on_first_use_room_added_before_message(site
             "edited_at": None,
             "ref": "d1",
             "deleted": False,
+            "reactions": {},
         },
     }
     for tab, other in ((b1, alice), (b2, alice), (a2, bob), (a1, bob)):

@@ -34,6 +34,7 @@ BUILT = [
     protocol.room_updated({}),
     protocol.moderated("lobby", "bob", "mute", "alice"),
     protocol.invited("lobby", "bob"),
+    protocol.reaction("lobby", _message, "👍", "bob", on=True),  # type: ignore[arg-type]
     protocol.left("lobby"),
     protocol.room_added({}),
     protocol.presence("lobby", "alice", "online"),
@@ -88,6 +89,9 @@ async def test_every_frame_of_a_conversation_has_its_builders_shape(
     seen.append(await b.recv_type("message_edited"))
     await a.send(type="delete", id=ack["id"])
     seen.append(await b.recv_type("message_deleted"))
+    second = await a.request(type="send", room="lobby", body="react to me")
+    await b.send(type="react", id=second["id"], emoji="👍")
+    seen.append(await a.recv_type("reaction"))
     seen.append(await b.request(type="history", room="lobby"))
     seen.append(await b.request(type="read", room="lobby", seq=1))
     seen.append(await b.request(type="nope"))
