@@ -3,7 +3,7 @@
 // with the same `ref` until acked. The pages are rendered by Django first; this module adopts
 // what is on the page, then keeps it live. The app's methods live in modules by concern
 // (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js,
-// search.js);
+// search.js, replies.js, reactions.js);
 // docs/client.md describes the behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
@@ -27,6 +27,8 @@ import { MessageList } from "./messages.js";
 import { Moderation } from "./moderation.js";
 import { ModeratorTools } from "./moderator.js";
 import { Navigation } from "./navigation.js";
+import { Reactions } from "./reactions.js";
+import { Replies } from "./replies.js";
 import { Search } from "./search.js";
 import { Sending } from "./sending.js";
 import { Views } from "./views.js";
@@ -171,6 +173,8 @@ class ChatApp {
     });
     this.bindModeration();
     this.bindSearch();
+    this.bindReplies();
+    this.bindReactions();
     const { input, composer, scroller, dmForm } = this.dom;
     if (composer) {
       composer.addEventListener("submit", (event) => {
@@ -202,7 +206,7 @@ class ChatApp {
   onClick(event) {
     if (this.memberMenu && !event.target.closest(".mod-menu, .member-mod")) this.closeMemberMenu();
     const target = event.target.closest("a, button, textarea");
-    if (!target) this.toggleActions(event.target.closest("li.msg.own[data-id]"));
+    if (!target) this.toggleActions(event.target.closest("li.msg[data-id]"));
     if (!target || event.defaultPrevented) return;
     const plain = !(event.metaKey || event.ctrlKey || event.shiftKey || event.altKey);
     if (target.matches("a[data-room]") && plain) {
@@ -430,7 +434,7 @@ class ChatApp {
     this.root.classList.toggle(wide ? "members-collapsed" : "members-open");
   }
 
-  /** On touch screens a tap on one's own message shows its edit and delete buttons. */
+  /** On touch screens a tap on a message shows its buttons (reply, react; edit, delete). */
   toggleActions(li) {
     for (const other of this.dom.messages?.querySelectorAll(".show-actions") || []) {
       if (other !== li) other.classList.remove("show-actions");
@@ -468,7 +472,7 @@ class ChatApp {
 }
 
 const parts = [ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools];
-mixin(ChatApp, ...parts, Search);
+mixin(ChatApp, ...parts, Search, Replies, Reactions);
 
 const root = document.getElementById("app");
 if (root) {

@@ -33,6 +33,8 @@ const ICONS = {
   edit: "M4 16h3l8.5-8.5-3-3L4 13v3Zm7-10 3 3",
   trash: "M4.5 6h11M8 6V4h4v2M6 6l.8 10.5h6.4L14 6",
   more: "M5 10h.01M10 10h.01M15 10h.01",
+  reply: "M8 5 3.5 9.5 8 14M4 9.5h7a5 5 0 0 1 5 5V16",
+  smile: "M10 17a7 7 0 1 0 0-14 7 7 0 0 0 0 14ZM7 11.5q3 3 6 0M7.5 8h.01M12.5 8h.01",
 };
 
 /** An inline SVG icon, hidden from screen readers (its button carries the label). */

@@ -83,7 +83,14 @@ export class ServerFrames {
     if (room.loaded && !room.messages.has(frame.seq)) {
       const behind = frame.seq > room.hi + 1;
       room.add([
-        toMessage({ ...frame, author: this.me, body: item.body, edited_at: null, ref: item.ref }),
+        toMessage({
+          ...frame,
+          author: this.me,
+          body: item.body,
+          edited_at: null,
+          ref: item.ref,
+          reply_to: item.replyTo,
+        }),
       ]);
       if (behind) this.fill(room);
     }

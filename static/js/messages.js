@@ -29,6 +29,7 @@ export class MessageList {
     const wasAtBottom = this.nearBottom();
     const before = { height: scroller.scrollHeight, top: scroller.scrollTop };
     reconcile(messages, this.rows(room));
+    this.syncReactions(); // reactions.js: chips of kept rows are patched in place
     this.renderHistoryStatus();
     if (anchor === "prepend") {
       scroller.scrollTop = before.top + (scroller.scrollHeight - before.height);
@@ -166,6 +167,7 @@ export class MessageList {
       confirming,
       change ? JSON.stringify(change) : "",
       time,
+      this.replyKey(message),
     ].join("\u0000");
     return {
       key: `m:${message.seq}`,
@@ -183,6 +185,7 @@ export class MessageList {
         const main = el("div", { className: "msg-main" });
         li.append(this.gutter(message.author, message.created, starts), main);
         if (starts) main.append(this.head(message.author, message.created, message.createdIso));
+        if (message.replyTo && !message.deleted) main.append(this.replyQuote(message.replyTo));
         if (message.deleted) {
           main.append(el("div", { className: "msg-body deleted-note", text: "Message deleted" }));
         } else if (editing) {
@@ -239,16 +242,16 @@ export class MessageList {
             ),
           );
         }
+        if (!message.deleted) main.append(this.reactionBar(message));
+        // Reply and Add reaction for members (replies.js); Edit and Delete for the author.
+        const actions = editing || confirming || change ? [] : this.messageActions(message);
         if (own && !message.deleted && !editing && !confirming && !change) {
-          li.append(
-            el(
-              "div",
-              { className: "msg-actions" },
-              iconButton("edit", "Edit message", "edit"),
-              iconButton("trash", "Delete message", "delete"),
-            ),
+          actions.push(
+            iconButton("edit", "Edit message", "edit"),
+            iconButton("trash", "Delete message", "delete"),
           );
         }
+        if (actions.length) li.append(el("div", { className: "msg-actions" }, actions));
         return li;
       },
     };
@@ -268,6 +271,7 @@ export class MessageList {
         });
         const main = el("div", { className: "msg-main" });
         if (starts) main.append(this.head(this.me, created, created.toISOString()));
+        if (item.replyTo) main.append(this.replyQuote(item.replyTo));
         main.append(el("div", { className: "msg-body" }, linkify(item.body)));
         main.append(
           failed

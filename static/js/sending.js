@@ -23,6 +23,9 @@ export class Sending {
       room.slowUntil = Date.now() + room.slowMode * 1000;
     }
     const item = { ref: newRef(), body, createdAt: Date.now(), state: "pending", sentAt: 0 };
+    // A reply keeps what it answers in the outbox: every retry, after a reload too, sends it.
+    if (room.replyingTo) item.replyTo = room.replyingTo;
+    room.replyingTo = null;
     if (room.slug) item.room = room.slug;
     else item.to = room.draftTo;
     this.outbox.add(item);
@@ -47,6 +50,7 @@ export class Sending {
       const frame = item.room
         ? { type: "send", room: item.room, body: item.body, ref: item.ref }
         : { type: "direct", to: item.to, body: item.body, ref: item.ref };
+      if (item.replyTo) frame.reply_to = item.replyTo.id;
       if (!this.conn.send(frame)) break;
       item.sentAt = now;
       sent = true;

@@ -15,6 +15,10 @@ export function toMessage(raw) {
     edited: raw.edited_at || null,
     deleted: Boolean(raw.deleted),
     ref: raw.ref || null,
+    // Contract §7: the message it answers ({id, seq, author, excerpt}), and who reacted how.
+    replyTo: raw.reply_to || null,
+    reactions: raw.reactions || {}, // emoji -> usernames (at most 100 listed)
+    reactionCounts: raw.reaction_counts || {}, // emoji -> total, where the list was cut
   };
 }
 

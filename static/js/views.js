@@ -270,6 +270,7 @@ export class Views {
     note.hidden = !text;
     note.textContent = text;
     note.dataset.kind = kind;
+    this.renderReplyBar();
   }
 
   bannerDue() {
