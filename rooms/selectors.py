@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 
-from . import protocol
+from . import protocol, services
 from .models import Membership, Restriction, Room
 
 if TYPE_CHECKING:
@@ -108,10 +107,9 @@ def standing(user: User, membership: Membership) -> dict[str, Any]:
         .in_force()
         .first()
     )
-    staff = get_user_model().objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()
     return protocol.you_payload(
         membership.role,
-        staff=staff,
+        staff=services.is_staff_now(user),
         muted=mute is not None,
         muted_until=mute.until if mute else None,
     )

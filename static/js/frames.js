@@ -1,7 +1,7 @@
 // One handler per server frame type (`on_<type>`), each handing the frame to the state and the
 // view it concerns; docs/protocol.md lists the frames.
 
-import { toMessage } from "./store.js";
+import { roomFields, toMessage } from "./store.js";
 import { FINAL_ERRORS, TYPING_SHOW_MS } from "./ui.js";
 
 export class ServerFrames {
@@ -10,23 +10,22 @@ export class ServerFrames {
     if (handler) handler.call(this, frame);
   }
 
+  /** One of the user's rooms, from `hello` or `room_added`, with its unread count. */
+  memberRoom(raw) {
+    const room = this.room(raw.slug, roomFields(raw));
+    room.member = true;
+    room.removed = null;
+    room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
+    room.lastRead = raw.last_seq - (raw.unread || 0);
+    return room;
+  }
+
   on_hello(frame) {
     this.me = frame.user;
     const listed = new Set();
     for (const raw of frame.rooms) {
       listed.add(raw.slug);
-      const room = this.room(raw.slug, {
-        name: raw.name,
-        kind: raw.kind,
-        topic: raw.topic,
-        role: raw.role,
-        slowMode: raw.slow_mode,
-        archived: raw.archived,
-      });
-      room.member = true;
-      room.removed = null;
-      room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
-      room.lastRead = raw.last_seq - (raw.unread || 0);
+      this.memberRoom(raw);
     }
     for (const room of this.rooms.values()) {
       if (room.member && !listed.has(room.slug)) room.member = false;
@@ -147,13 +146,7 @@ export class ServerFrames {
 
   on_joined(frame) {
     const raw = frame.room;
-    const room = this.room(raw.slug, {
-      name: raw.name,
-      kind: raw.kind,
-      topic: raw.topic,
-      slowMode: raw.slow_mode,
-      archived: raw.archived,
-    });
+    const room = this.room(raw.slug, roomFields(raw));
     if (!room.member) room.lastRead = raw.last_seq;
     room.member = true;
     room.removed = null;
@@ -183,19 +176,7 @@ export class ServerFrames {
   }
 
   on_room_added(frame) {
-    const raw = frame.room;
-    const room = this.room(raw.slug, {
-      name: raw.name,
-      kind: raw.kind,
-      topic: raw.topic,
-      role: raw.role,
-      slowMode: raw.slow_mode,
-      archived: raw.archived,
-    });
-    room.member = true;
-    room.removed = null;
-    room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
-    room.lastRead = raw.last_seq - (raw.unread || 0);
+    this.memberRoom(frame.room);
     this.renderSidebar();
     this.renderDirectory();
   }

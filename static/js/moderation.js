@@ -5,6 +5,7 @@
 // says plainly what holds a person back.
 
 import { el, formatDay, formatTime } from "./dom.js";
+import { roomFields } from "./store.js";
 
 /** "5 s", "1 min", "1 h": a slow-mode interval as people say it. */
 export function duration(seconds) {
@@ -146,12 +147,7 @@ export class Moderation {
     const raw = frame.room;
     const room = this.rooms.get(raw.slug);
     if (!room) return;
-    this.room(raw.slug, {
-      name: raw.name,
-      topic: raw.topic,
-      slowMode: raw.slow_mode,
-      archived: raw.archived,
-    });
+    this.room(raw.slug, roomFields(raw));
     if (room === this.current) {
       this.renderRoom();
       this.renderComposer();

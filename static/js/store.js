@@ -23,6 +23,19 @@ export function toMessage(raw) {
 }
 
 /** A room (or a direct conversation not yet started: `draftTo`, no slug). */
+/** A room payload (`hello`, `joined`, `room_added`, `room_updated`) as a Room's fields; those
+ * a payload leaves out stay undefined, and `room()` keeps what it knew. */
+export function roomFields(raw) {
+  return {
+    name: raw.name,
+    kind: raw.kind,
+    topic: raw.topic,
+    role: raw.role,
+    slowMode: raw.slow_mode,
+    archived: raw.archived,
+  };
+}
+
 export class Room {
   constructor({
     slug = null,
