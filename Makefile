@@ -33,7 +33,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	CHATSITE_DEV=1 $(BIN)/mypy rooms/services.py rooms/moderation.py rooms/audit.py rooms/admin.py rooms/search.py rooms/protocol.py rooms/fanout.py rooms/routing.py rooms/numbering.py rooms/presence.py rooms/ratelimit.py rooms/selectors.py chatsite/server/ chatsite/postgresql/base.py chatsite/sqlite3/base.py chatsite/dbmetrics.py rooms/sockets.py rooms/session.py rooms/consumers.py rooms/streams.py rooms/metrics.py chatsite/metrics.py rooms/signals.py accounts/throttle.py accounts/validators.py
+	CHATSITE_DEV=1 $(BIN)/mypy rooms/services.py rooms/moderation.py rooms/audit.py rooms/admin.py rooms/search.py rooms/protocol.py rooms/fanout.py rooms/routing.py rooms/numbering.py rooms/presence.py rooms/ratelimit.py rooms/selectors.py chatsite/server/ chatsite/postgresql/base.py chatsite/sqlite3/base.py chatsite/dbmetrics.py rooms/sockets.py rooms/session.py rooms/consumers.py rooms/streams.py rooms/metrics.py chatsite/metrics.py rooms/signals.py accounts/throttle.py accounts/validators.py rooms/mentions.py rooms/attachments.py rooms/api.py
 
 ## bench: the standard load scenarios (under five minutes); writes docs/performance.md
 bench: $(VENV)/.installed-dev

@@ -28,6 +28,10 @@ TAKEN = (
     "(names that differ only in upper and lower case are the same name)."
 )
 
+RESERVED = "This name is reserved: @{name} mentions everyone in a room."
+# Names that mean something after "@" in a message (rooms/mentions.py).
+_RESERVED_NAMES = frozenset({"room"})
+
 # Beyond what draws nothing anywhere (rooms/invisible.py): private-use and unassigned
 # characters, which draw nothing or a box depending on the reader's fonts.
 _UNDRAWN_CATEGORIES = frozenset({"Co", "Cn"})
@@ -48,6 +52,12 @@ def validate_visible(name: str) -> None:
         is_invisible(char) or unicodedata.category(char) in _UNDRAWN_CATEGORIES for char in name
     ):
         raise ValidationError(INVISIBLE, code="invisible")
+
+
+def validate_not_reserved(name: str) -> None:
+    """Refuse a name that a mention gives another meaning ("room": `@room`)."""
+    if name.lower() in _RESERVED_NAMES:
+        raise ValidationError(RESERVED.format(name=name.lower()), code="reserved")
 
 
 def validate_confusables(name: str) -> None:

@@ -398,6 +398,13 @@ STORAGES = {
         )
     },
 }
+# Attachments, in the default storage above (a setting away from S3 with django-storages).
+MEDIA_ROOT = os.environ.get("CHATSITE_MEDIA_ROOT") or str(BASE_DIR / "media")
+MEDIA_URL = "/media/"  # never served as such: rooms/attachments.py checks who asks
+# Behind nginx: the URL prefix of nginx's `internal` location for MEDIA_ROOT; attachments are
+# then sent by nginx (X-Accel-Redirect) once Django has checked who asks. Unset: by Django.
+ATTACHMENT_ACCEL_PREFIX = os.environ.get("CHATSITE_ATTACHMENT_ACCEL_PREFIX", "")
+
 # Tests and `make run` serve from the source folders without collectstatic.
 WHITENOISE_USE_FINDERS = _DEV
 if _DEV:
@@ -507,6 +514,12 @@ CHAT = {
     "STREAM_POST_BYTES": 1024 * 1024,
     # How long a POST waits for the worker holding its stream to take the frames.
     "STREAM_ANSWER_SECONDS": 5,
+    # Attachments (rooms/attachments.py): the largest file, files per message, uploads a user
+    # may hold unsent, and uploads per user and hour (a burst of 20).
+    "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+    "ATTACHMENTS_PER_MESSAGE": 10,
+    "UNSENT_ATTACHMENTS": 20,
+    "UPLOADS_PER_HOUR": env_int("CHATSITE_UPLOADS_PER_HOUR", 120),
 }
 
 # Sign-in limits (contract §4; docs/security.md has the table): this many failed sign-ins within

@@ -200,6 +200,10 @@ class Cluster:
                 f.write(secrets.token_urlsafe(50))
         return path.read_text().strip()
 
+    @property
+    def media_root(self) -> Path:
+        return self.config.run_dir / "media"
+
     def worker_env(self) -> dict[str, str]:
         """The environment of manage.py and every worker: production settings, no TLS."""
         env = dict(os.environ)
@@ -218,6 +222,10 @@ class Cluster:
                 "DATABASE_URL": self.config.database_url,
                 "REDIS_URL": self.config.redis_url,
                 "PYTHONUNBUFFERED": "1",
+                # Attachments: stored where nginx finds them, sent by nginx once a worker
+                # has checked who asks.
+                "CHATSITE_MEDIA_ROOT": str(self.media_root),
+                "CHATSITE_ATTACHMENT_ACCEL_PREFIX": "/protected-media/",
             }
         )
         env.update(self.config.env)
@@ -418,6 +426,7 @@ class Cluster:
                 "server_name": f"{self.config.host} localhost",
                 "listen": f"{self.config.host}:{self.config.port}",
                 "static_root": str(BASE_DIR / "staticfiles"),
+                "media_root": str(self.media_root),
                 "upstream_servers": upstream_lines(
                     f"{self.config.host}:{self.config.worker_port(i)}"
                     for i in range(1, self.config.workers + 1)

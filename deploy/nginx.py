@@ -76,6 +76,7 @@ def production_nginx_conf(**overrides: str) -> str:
             "server_name": "chat.example.com",
             "listen": "443 ssl http2",
             "static_root": "/srv/chatsite/app/staticfiles",
+            "media_root": "/srv/chatsite/media",
             # chatsite@8001 … chatsite@8004
             "upstream_servers": upstream_lines(f"127.0.0.1:{port}" for port in range(8001, 8005)),
             "ssl_certificate": "/etc/letsencrypt/live/chat.example.com/fullchain.pem",
@@ -100,6 +101,7 @@ def docker_nginx_conf() -> str:
             "server_name": "chat.example.com",
             "listen": "443 ssl http2",
             "static_root": "/srv/chatsite/staticfiles",
+            "media_root": "/srv/chatsite/media",
             # Compose's DNS answers `web` with every replica's address; nginx makes each one
             # an upstream server (resolved at start: reload nginx after scaling).
             "upstream_servers": upstream_lines(["web:8000"]),

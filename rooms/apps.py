@@ -6,4 +6,4 @@ class RoomsConfig(AppConfig):
     verbose_name = "Chat rooms"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import attachments, signals  # noqa: F401 - their signal receivers

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -144,6 +147,27 @@ class Reaction(models.Model):
         return f"{self.user} {self.emoji} on {self.message_id}"
 
 
+class Mention(models.Model):
+    """A member named with `@username` in a message: what counts their unread mentions
+    (`@room` is the message's `mentions_room`, not a row per member)."""
+
+    message = models.ForeignKey("Message", on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The message's room and seq, so that counting a user's unread mentions reads this table only.
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="mention_unique_message_user")
+        ]
+        indexes = [models.Index(fields=["user", "room", "seq"], name="mention_user_room_seq")]
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return f"@{self.user} in {self.message_id}"
+
+
 class Restriction(models.Model):
     """A mute or a ban of one user in one room. Kept apart from the membership so that it
     outlives it: leaving and joining again lifts neither."""
@@ -211,13 +235,59 @@ class AuditEntry(models.Model):
         return f"{when} {self.actor_name}: {self.action}{whom} in #{self.room_slug}"
 
 
+def _attachment_path(attachment: Attachment, filename: str) -> str:
+    """Where a file is stored: a random name under its room, never the uploader's name."""
+    return f"attachments/{attachment.room_id}/{uuid.uuid4().hex}{Path(filename).suffix}"
+
+
+class Attachment(models.Model):
+    """A file uploaded to a room, then sent with one message (`send`'s `attachments`).
+
+    The file lives in Django's default storage (the file system, or S3 and the like through
+    django-storages), under a random name; its row keeps the name the uploader gave it and the
+    type its content showed (rooms/attachments.py).
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    # NULL until sent; a message keeps its attachments until it is deleted.
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=_attachment_path, max_length=255)
+    name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["uploader", "message"], name="attachment_uploader_message")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_type}, {self.size} bytes)"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+    @property
+    def url(self) -> str:
+        return reverse("attachment_file", args=[self.pk, self.name])
+
+
 class MessageQuerySet(models.QuerySet["Message"]):
     def for_payload(self) -> MessageQuerySet:
-        """With what a message's payload shows: its author, the message it replies to, and its
-        reactions (one query more for the lot)."""
+        """With what a message's payload shows: its author, the message it replies to, its
+        reactions, mentions and attachments (one query more each, for the lot)."""
         reactions = Reaction.objects.select_related("user").order_by("id")
+        mentions = Mention.objects.select_related("user").order_by("id")
         return self.select_related("author", "reply_to__author").prefetch_related(
-            models.Prefetch("reactions", queryset=reactions)
+            models.Prefetch("reactions", queryset=reactions),
+            models.Prefetch("mentions", queryset=mentions),
+            models.Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
         )
 
 
@@ -238,6 +308,8 @@ class Message(models.Model):
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # `@room` by an owner, moderator or staff: a mention of every member (rooms/mentions.py).
+    mentions_room = models.BooleanField(default=False, db_default=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -249,6 +321,13 @@ class Message(models.Model):
                 fields=["room", "author", "ref"], name="message_unique_room_author_ref"
             ),
             models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["room", "seq"],
+                condition=Q(mentions_room=True),
+                name="message_room_mentions",
+            )
         ]
         ordering = ["room", "seq"]
 

@@ -16,7 +16,7 @@ from django.conf import settings
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .models import Message, Reaction, Room
+    from .models import Attachment, Message, Reaction, Room
 
 LIMITS = settings.CHAT
 
@@ -64,6 +64,8 @@ def for_the_client() -> dict[str, Any]:
             "revoked": CLOSE_REVOKED,
         },
         "max_body_chars": LIMITS["MAX_BODY_CHARS"],
+        "max_attachment_bytes": LIMITS["ATTACHMENT_MAX_BYTES"],
+        "attachments_per_message": LIMITS["ATTACHMENTS_PER_MESSAGE"],
         "history_max": LIMITS["HISTORY_MAX"],
         "typing_interval_ms": int(LIMITS["TYPING_INTERVAL_SECONDS"] * 1000),
     }
@@ -86,10 +88,16 @@ MAX_INT = 2**53
 _STR = (str,)
 _INT = (int,)
 _BOOL = (bool,)
+_IDS = (list,)  # of positive integers
 FRAME_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "join": {"room": (_STR, True)},
     "leave": {"room": (_STR, True)},
-    "send": {"room": (_STR, True), "body": (_STR, True), "reply_to": (_INT, False)},
+    "send": {
+        "room": (_STR, True),
+        "body": (_STR, True),
+        "reply_to": (_INT, False),
+        "attachments": (_IDS, False),
+    },
     "history": {
         "room": (_STR, True),
         "before": (_INT, False),
@@ -121,6 +129,7 @@ _TYPE_NAMES: dict[tuple[type, ...], str] = {
     _STR: "a string",
     _INT: "an integer",
     _BOOL: "true or false",
+    _IDS: f"a list of at most {LIMITS['ATTACHMENTS_PER_MESSAGE']} ids",
 }
 
 
@@ -156,10 +165,18 @@ def parse(text: str | None, data: bytes | None = None) -> dict[str, Any]:
             raise ProtocolError(BAD_FRAME, f"`{name}` must be {_TYPE_NAMES[types]}.", ref)
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise ProtocolError(BAD_FRAME, f"`{name}` is out of range.", ref)
+        if types is _IDS and not _are_ids(value):
+            raise ProtocolError(BAD_FRAME, f"`{name}` must be {_TYPE_NAMES[types]}.", ref)
     for name, value in frame.items():
         if isinstance(value, str) and (_BODY_CONTROL if name == "body" else _CONTROL).search(value):
             raise ProtocolError(BAD_FRAME, f"`{name[:40]}` holds a control character.", ref)
     return frame
+
+
+def _are_ids(value: Any) -> bool:
+    return len(value) <= LIMITS["ATTACHMENTS_PER_MESSAGE"] and all(
+        type(n) is int and 0 < n <= MAX_INT for n in value
+    )
 
 
 def encode(payload: dict[str, Any]) -> str:
@@ -178,10 +195,15 @@ EXCERPT_CHARS = 140
 
 
 def message_payload(
-    message: Message, author: str, reactions: Iterable[Reaction] = ()
+    message: Message,
+    author: str,
+    reactions: Iterable[Reaction] = (),
+    mentions: Iterable[str] = (),
+    attachments: Iterable[Attachment] = (),
 ) -> dict[str, Any]:
     """A message as every frame and the JSON API show it: load messages `for_payload`, for a
-    reply's `reply_to` and for `reactions` (`message.reactions.all()`; a new message has none)."""
+    reply's `reply_to`, `reactions` (`message.reactions.all()`; a new message has none),
+    `mentions` (usernames, and "room" for `@room`: rooms/mentions.py) and `attachments`."""
     deleted = message.deleted_at is not None
     payload = {
         "id": message.pk,
@@ -192,6 +214,8 @@ def message_payload(
         "edited_at": timestamp(message.edited_at),
         "ref": message.ref,
         "deleted": deleted,
+        "mentions": [] if deleted else list(mentions),
+        "attachments": [] if deleted else [attachment_payload(a) for a in attachments],
     }
     payload["reactions"], counts = reactions_payload(reactions)
     if counts:
@@ -199,6 +223,17 @@ def message_payload(
     if message.reply_to_id is not None and message.reply_to is not None:
         payload["reply_to"] = replied(message.reply_to)
     return payload
+
+
+def attachment_payload(attachment: Attachment) -> dict[str, Any]:
+    """An uploaded file: the upload's answer, and an entry of a message's `attachments`."""
+    return {
+        "id": attachment.pk,
+        "name": attachment.name,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+        "url": attachment.url,
+    }
 
 
 # Usernames listed per emoji: a message of a room of thousands must still fit a frame.
@@ -246,10 +281,15 @@ def replied(message: Message) -> dict[str, Any]:
 
 
 def room_payload(
-    room: Room, *, viewer: Any = None, last_read: int | None = None, role: str | None = None
+    room: Room,
+    *,
+    viewer: Any = None,
+    last_read: int | None = None,
+    mentions: int = 0,
+    role: str | None = None,
 ) -> dict[str, Any]:
     """A room as `hello`, `joined`, `room_added` and `room_updated` show it, named for the
-    viewer; with their unread count and role when they are a member."""
+    viewer; with their unread count, unread mentions and role when they are a member."""
     payload: dict[str, Any] = {
         "slug": room.slug,
         "name": room.display_name_for(viewer),
@@ -261,6 +301,7 @@ def room_payload(
     }
     if last_read is not None:
         payload["unread"] = max(room.last_seq - last_read, 0)
+        payload["mentions"] = mentions
     if role is not None:
         payload["role"] = role
     return payload
@@ -407,12 +448,14 @@ def pong() -> dict[str, Any]:
     return {"type": "pong"}
 
 
-def unread_payload(room: Room, last_read: int) -> dict[str, Any]:
+def unread_payload(room: Room, last_read: int, mentions: int = 0) -> dict[str, Any]:
+    """The user's unread messages of a room, and how many of them mention the user."""
     return {
         "type": "unread",
         "room": room.slug,
         "count": max(room.last_seq - last_read, 0),
         "last_read": last_read,
+        "mentions": mentions,
     }
 
 

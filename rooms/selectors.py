@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
-from . import protocol, services
+from . import mentions, protocol, services
 from .models import Membership, Restriction, Room
 
 if TYPE_CHECKING:
@@ -30,8 +30,14 @@ class RoomEntry:
 
 
 def memberships_of(user: User) -> list[Membership]:
-    """The user's memberships with their rooms (archived rooms included: history stays)."""
-    return list(Membership.objects.filter(user=user).select_related("room").order_by("room__name"))
+    """The user's memberships with their rooms (archived rooms included: history stays), each
+    with its `unread_mentions`."""
+    return list(
+        Membership.objects.filter(user=user)
+        .select_related("room")
+        .annotate(unread_mentions=mentions.unread_expression())
+        .order_by("room__name")
+    )
 
 
 # What a socket needs of its user for its lifetime: every idle socket holds one.

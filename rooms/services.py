@@ -7,7 +7,7 @@ Functions are sync and atomic; what the rest of the site must hear is published 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,17 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import audit, fanout, protocol
+from . import audit, fanout, mentions, protocol
 from .invisible import shows_nothing
-from .models import MUTED_FOR_GOOD, Membership, Message, Reaction, Restriction, Room
+from .models import (
+    MUTED_FOR_GOOD,
+    Attachment,
+    Membership,
+    Message,
+    Reaction,
+    Restriction,
+    Room,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -99,6 +107,10 @@ class Banned(ChatError, PermissionError):
     code = protocol.BANNED
 
 
+class AttachmentNotFound(ChatError, LookupError):
+    code = protocol.NOT_FOUND
+
+
 class NotAnEmoji(ChatError, ValueError):
     code = protocol.BAD_FRAME
 
@@ -158,9 +170,12 @@ def membership_of(user: User, room: Room) -> Membership:
         raise Forbidden("You are not a member of this room.") from None
 
 
-def clean_body(body: str) -> str:
-    """Strip surrounding blanks; refuse empty (or invisible) and over-long bodies."""
+def clean_body(body: str, *, may_be_empty: bool = False) -> str:
+    """Strip surrounding blanks; refuse empty (or invisible) and over-long bodies. A message
+    with attachments `may_be_empty`."""
     body = body.strip()
+    if may_be_empty and not body:
+        return body
     if not body or shows_nothing(body):
         raise EmptyBody("The message is empty.")
     if len(body) > LIMITS["MAX_BODY_CHARS"]:
@@ -452,26 +467,43 @@ def _refuse_post(*, author: User, room: Room, now: datetime) -> None:
 
 
 def post_message(
-    *, author: User, room: Room, body: str, ref: str | None = None, reply_to: int | None = None
+    *,
+    author: User,
+    room: Room,
+    body: str,
+    ref: str | None = None,
+    reply_to: int | None = None,
+    attachments: Sequence[int] = (),
 ) -> PostResult:
     """Store a message with the room's next seq, then broadcast it once, on commit.
 
     The same `ref` from the same author in the same room returns the first message instead.
-    `reply_to`: the id of the message of the room it answers.
+    `reply_to`: the id of the message of the room it answers; `attachments`: ids of the
+    author's unsent uploads to the room (rooms/attachments.py).
     """
-    body = clean_body(body)
+    body = clean_body(body, may_be_empty=bool(attachments))
     now = timezone.now()
     replied = None if reply_to is None else _replied_message(room=room, message_id=reply_to)
+    found = _mentions_in(body, room=room, author=author)
     try:
+        files = _unsent_attachments(author=author, room=room, ids=attachments)
         message = None
-        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        one_statement = not (found or files or connection.in_atomic_block)
+        if connection.vendor == "postgresql" and one_statement:
             message = _store_message_in_one_statement(
                 author=author, room=room, body=body, ref=ref, now=now, reply_to=replied
             )
-        if message is None:  # not PostgreSQL, inside a transaction, or refused: say why
+        if message is None:  # not PostgreSQL, in a transaction, with mentions, or refused
             with transaction.atomic():
                 message = _store_message(
-                    author=author, room=room, body=body, ref=ref, now=now, reply_to=replied
+                    author=author,
+                    room=room,
+                    body=body,
+                    ref=ref,
+                    now=now,
+                    reply_to=replied,
+                    found=found,
+                    files=files,
                 )
     except IntegrityError:
         # A retry of a ref already stored (or being stored): the unique constraint refused it
@@ -480,9 +512,9 @@ def post_message(
         if ref is None:
             raise
         return PostResult(Message.objects.get(room=room, author=author, ref=ref), created=False)
-    except (Muted, SlowMode):
+    except (Muted, SlowMode, AttachmentNotFound):
         # A retry of a message stored a moment ago meets the slow mode its first copy started
-        # (or a mute since): its ack is repeated, as for any retry.
+        # (or a mute since, or its attachments sent): its ack is repeated, as for any retry.
         first = ref and Message.objects.filter(room=room, author=author, ref=ref).first()
         if first:
             return PostResult(first, created=False)
@@ -498,6 +530,28 @@ def _replied_message(*, room: Room, message_id: int) -> Message:
     return replied
 
 
+def _unsent_attachments(*, author: User, room: Room, ids: Sequence[int]) -> list[Attachment]:
+    """The author's uploads to the room not sent yet, one for each id (only a message with
+    attachments pays this query)."""
+    if not ids:
+        return []
+    unique = list(dict.fromkeys(ids))
+    files = list(Attachment.objects.filter(pk__in=unique, uploader=author, room=room, message=None))
+    if len(files) != len(unique):
+        raise AttachmentNotFound(
+            "An attachment is not one of your uploads to this room waiting to be sent."
+        )
+    files.sort(key=lambda f: unique.index(f.pk))
+    return files
+
+
+def _mentions_in(body: str, *, room: Room, author: User) -> mentions.Found:
+    """Who the body mentions (rooms/mentions.py); only a body with an "@" pays a query."""
+    if "@" not in body:
+        return mentions.NOBODY
+    return mentions.find(body=body, room_id=room.pk, author=author, is_staff=is_staff_now)
+
+
 def _store_message(
     *,
     author: User,
@@ -506,6 +560,8 @@ def _store_message(
     ref: str | None,
     now: datetime,
     reply_to: Message | None = None,
+    found: mentions.Found = mentions.NOBODY,
+    files: Sequence[Attachment] = (),
 ) -> Message:
     seq = _next_seq(author=author, room=room, now=now)
     # The author's own message counts as read.
@@ -513,13 +569,26 @@ def _store_message(
         last_read=seq, last_posted=now.timestamp()
     )
     message = Message.objects.create(
-        room=room, author=author, seq=seq, body=body, ref=ref, created_at=now, reply_to=reply_to
+        room=room,
+        author=author,
+        seq=seq,
+        body=body,
+        ref=ref,
+        created_at=now,
+        reply_to=reply_to,
+        mentions_room=found.room,
     )
-    _publish_new_message(message)
+    mentions.store(message, found)
+    if files:
+        # The same files sent twice at once: the second send finds them taken and rolls back.
+        sent = Attachment.objects.filter(pk__in=[f.pk for f in files], message=None)
+        if sent.update(message=message) != len(files):
+            raise AttachmentNotFound("These attachments were just sent with another message.")
+    _publish_new_message(message, found, files)
     return message
 
 
-# The hot path on PostgreSQL: the same three writes as `_store_message` in one autocommit
+# The hot path on PostgreSQL: the three writes of `_store_message` without mentions in one
 # statement: with the connection's health check, two round trips instead of six (the check,
 # BEGIN, seq, read mark, insert, COMMIT). Under load every round trip waits for a core, and the
 # worker's one database thread queues the messages behind it (docs/performance.md). The seq is
@@ -583,11 +652,21 @@ def _store_message_in_one_statement(
 def stored_payload(message: Message) -> dict[str, Any]:
     """The payload of a message loaded `for_payload` (a new one has no reactions to read:
     `_publish_new_message`)."""
-    return protocol.message_payload(message, message.author.get_username(), message.reactions.all())
+    return protocol.message_payload(
+        message,
+        message.author.get_username(),
+        message.reactions.all(),
+        mentions.stored_names(message),
+        message.attachments.all(),
+    )
 
 
-def _publish_new_message(message: Message) -> None:
-    payload = protocol.message_payload(message, message.author.get_username())
+def _publish_new_message(
+    message: Message, found: mentions.Found = mentions.NOBODY, files: Sequence[Attachment] = ()
+) -> None:
+    payload = protocol.message_payload(
+        message, message.author.get_username(), (), found.names, files
+    )
     frame = protocol.encode(protocol.message(message.room.slug, payload))
     fanout.publish_on_commit([{"room": message.room_id, "seq": message.seq, "frame": frame}])
 
@@ -645,6 +724,9 @@ def edit_message(*, user: User, message_id: int, body: str) -> Message:
     message.body = body
     message.edited_at = timezone.now()
     message.save(update_fields=["body", "edited_at"])
+    # The edit's mentions are the author's (staff editing a member's message add no `@room`).
+    mentions.replace(message, _mentions_in(body, room=message.room, author=message.author))
+    message = Message.objects.for_payload().select_related("room").get(pk=message.pk)
     _publish_message_change(message, "message_edited")
     return message
 
@@ -663,6 +745,9 @@ def soft_delete(message: Message, *, by: User) -> None:
     message.deleted_at = timezone.now()
     message.body = ""
     message.save(update_fields=["deleted_at", "body"])
+    mentions.replace(message, mentions.NOBODY)  # a deleted message mentions nobody
+    # and keeps no files (their storage is emptied on commit: rooms/signals.py).
+    Attachment.objects.filter(message=message).delete()
     if message.author_id != by.pk:
         audit.record(
             actor=by,
@@ -722,8 +807,9 @@ def react(*, user: User, message_id: int, emoji: str) -> dict[str, Any]:
 
 
 @transaction.atomic
-def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) -> Membership:
-    """Move the user's read marker forward (never back) and tell all their connections."""
+def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) -> dict[str, Any]:
+    """Move the user's read marker forward (never back) and tell all their connections;
+    returns the `unread` event they get."""
     membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
     if membership is None:
         check_can_view(user, room)
@@ -733,9 +819,13 @@ def mark_read(*, user: User, room: Room, seq: int, origin: str | None = None) ->
     if seq > membership.last_read:
         membership.last_read = seq
         membership.save(update_fields=["last_read"])
-    frame = protocol.encode(protocol.unread_payload(room, membership.last_read))
-    fanout.publish_on_commit([{"user": user.pk, "frame": frame, "skip_conn": origin}])
-    return membership
+    event = protocol.unread_payload(
+        room, membership.last_read, mentions.unread_count(membership, room.last_seq)
+    )
+    fanout.publish_on_commit(
+        [{"user": user.pk, "frame": protocol.encode(event), "skip_conn": origin}]
+    )
+    return event
 
 
 def missed_messages(room_id: int, after: int) -> list[tuple[int, str]]:

@@ -169,7 +169,13 @@ class ChatSession:
             protocol.hello(
                 self.username,
                 [
-                    protocol.room_payload(m.room, viewer=user, last_read=m.last_read, role=m.role)
+                    protocol.room_payload(
+                        m.room,
+                        viewer=user,
+                        last_read=m.last_read,
+                        mentions=m.unread_mentions,
+                        role=m.role,
+                    )
                     for m in memberships
                 ],
                 **self.transport.hello_fields(),
@@ -341,7 +347,8 @@ class ChatSession:
         await self.reply(protocol.left(room.slug), frame.get("ref"))
 
     async def on_send(self, frame: dict[str, Any]) -> None:
-        services.clean_body(frame["body"])
+        files = frame.get("attachments") or ()
+        services.clean_body(frame["body"], may_be_empty=bool(files))
         await self._check_rate()
         room = await self.room(frame["room"])
         result = await _db(services.post_message)(
@@ -350,6 +357,7 @@ class ChatSession:
             body=frame["body"],
             ref=frame.get("ref"),
             reply_to=frame.get("reply_to"),
+            attachments=files,
         )
         await self._ack(room.slug, result.message, frame.get("ref"))
 
@@ -387,10 +395,10 @@ class ChatSession:
     async def on_read(self, frame: dict[str, Any]) -> None:
         await self._pace_queries()
         room = await self.room(frame["room"])
-        membership = await _db(services.mark_read)(
+        unread = await _db(services.mark_read)(
             user=self.user, room=room, seq=frame["seq"], origin=self.conn_id
         )
-        await self.reply(protocol.unread_payload(room, membership.last_read), frame.get("ref"))
+        await self.reply(unread, frame.get("ref"))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         room = self.rooms.get(frame["room"])

@@ -1,12 +1,12 @@
-"""Pages: room list, new room, a room's page."""
+"""Pages: room list, new room, a room's page; and the files attached to messages."""
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 
-from . import selectors, services
+from . import attachments, selectors, services
 from .forms import RoomForm
 
 
@@ -62,3 +62,17 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "entries": selectors.rooms_for(request.user),
     }
     return render(request, "rooms/room_detail.html", context)
+
+
+def attachment_file(request: HttpRequest, attachment_id: int, name: str) -> HttpResponseBase:
+    """/attachments/<id>/<name>: the file, to whoever may see its room (checked on every
+    request: a user removed from a private room loses its files at once)."""
+    if not request.user.is_authenticated:
+        raise PermissionDenied("Sign in first.")
+    try:
+        attachment = attachments.viewable(user=request.user, attachment_id=attachment_id)
+    except services.AttachmentNotFound:
+        raise Http404("No such attachment.") from None
+    except services.Forbidden as exc:
+        raise PermissionDenied(exc.detail) from None
+    return attachments.response(attachment)

@@ -3,7 +3,7 @@
 // with the same `ref` until acked. The pages are rendered by Django first; this module adopts
 // what is on the page, then keeps it live. The app's methods live in modules by concern
 // (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js,
-// search.js, replies.js, reactions.js);
+// search.js, replies.js, reactions.js, mentions.js, notifications.js, attachments.js);
 // docs/client.md describes the behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
@@ -22,11 +22,14 @@ import {
   socketUrl,
   TYPING_SEND_EVERY_MS,
 } from "./ui.js";
+import { Attachments } from "./attachments.js";
 import { ServerFrames } from "./frames.js";
 import { MessageList } from "./messages.js";
+import { Mentions } from "./mentions.js";
 import { Moderation } from "./moderation.js";
 import { ModeratorTools } from "./moderator.js";
 import { Navigation } from "./navigation.js";
+import { Notifications } from "./notifications.js";
 import { Reactions } from "./reactions.js";
 import { Replies } from "./replies.js";
 import { Search } from "./search.js";
@@ -120,6 +123,7 @@ class ChatApp {
             edited_at: li.dataset.edited,
             deleted: li.dataset.deleted === "1",
             ref: li.dataset.ref,
+            mentions: li.dataset.mentions ? li.dataset.mentions.split(",") : [],
           }),
         ),
       );
@@ -175,6 +179,9 @@ class ChatApp {
     this.bindSearch();
     this.bindReplies();
     this.bindReactions();
+    this.bindMentions(); // the composer's "@name" list
+    this.bindNotifications();
+    this.bindAttachments(); // the paperclip, the uploads over the composer, drop and paste
     const { input, composer, scroller, dmForm } = this.dom;
     if (composer) {
       composer.addEventListener("submit", (event) => {
@@ -472,7 +479,7 @@ class ChatApp {
 }
 
 const parts = [ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools];
-mixin(ChatApp, ...parts, Search, Replies, Reactions);
+mixin(ChatApp, ...parts, Search, Replies, Reactions, Mentions, Notifications, Attachments);
 
 const root = document.getElementById("app");
 if (root) {

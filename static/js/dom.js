@@ -35,6 +35,8 @@ const ICONS = {
   more: "M5 10h.01M10 10h.01M15 10h.01",
   reply: "M8 5 3.5 9.5 8 14M4 9.5h7a5 5 0 0 1 5 5V16",
   smile: "M10 17a7 7 0 1 0 0-14 7 7 0 0 0 0 14ZM7 11.5q3 3 6 0M7.5 8h.01M12.5 8h.01",
+  paperclip: "m15 9.5-5.6 5.6a3.5 3.5 0 0 1-5-5l6.3-6.3a2.3 2.3 0 0 1 3.3 3.3l-6.2 6.2a1.2 1.2 0 0 1-1.7-1.7L11.7 6",
+  file: "M5 2.5h6.5l3.5 3.5v11.5H5zM11.5 2.5V6H15M7.5 10h5M7.5 13h5",
 };
 
 /** An inline SVG icon, hidden from screen readers (its button carries the label). */

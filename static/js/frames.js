@@ -17,6 +17,7 @@ export class ServerFrames {
     room.removed = null;
     room.lastSeq = Math.max(room.lastSeq, raw.last_seq);
     room.lastRead = raw.last_seq - (raw.unread || 0);
+    this.countMentions(room, raw.mentions, raw.last_seq); // mentions.js
     return room;
   }
 
@@ -52,6 +53,7 @@ export class ServerFrames {
     const message = toMessage(frame.message);
     const item = message.author === this.me && message.ref ? this.outbox.get(message.ref) : null;
     const room = this.room(frame.room, this.guess(frame.room, item));
+    this.heardMessage(room, message); // mentions.js: counted, notified; before lastSeq moves
     room.member = true;
     room.lastSeq = Math.max(room.lastSeq, message.seq);
     if (message.author === this.me) room.lastRead = Math.max(room.lastRead, message.seq);
@@ -89,6 +91,7 @@ export class ServerFrames {
           edited_at: null,
           ref: item.ref,
           reply_to: item.replyTo,
+          attachments: item.attachments,
         }),
       ]);
       if (behind) this.fill(room);
@@ -199,6 +202,7 @@ export class ServerFrames {
     if (!room) return;
     room.lastRead = Math.max(room.lastRead, frame.last_read);
     room.lastSeq = Math.max(room.lastSeq, frame.last_read + frame.count);
+    this.countMentions(room, frame.mentions, frame.last_read + frame.count); // mentions.js
     this.renderSidebar();
     if (room === this.current) this.renderMessages();
   }

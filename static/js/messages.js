@@ -168,6 +168,8 @@ export class MessageList {
       change ? JSON.stringify(change) : "",
       time,
       this.replyKey(message),
+      message.mentions?.join(","),
+      message.attachments?.map((file) => file.id).join(","),
     ].join("\u0000");
     return {
       key: `m:${message.seq}`,
@@ -178,6 +180,7 @@ export class MessageList {
         if (own) classes.push("own");
         if (message.deleted) classes.push("deleted");
         if (change) classes.push("changing");
+        if (this.mentionsMe(message)) classes.push("mentioned"); // mentions.js
         const li = el("li", {
           className: classes.join(" "),
           dataset: { seq: message.seq, id: message.id, author: message.author },
@@ -210,7 +213,8 @@ export class MessageList {
             ),
           );
         } else {
-          const body = el("div", { className: "msg-body" }, linkify(change?.body ?? message.body));
+          const text = linkify(change?.body ?? message.body);
+          const body = el("div", { className: "msg-body" }, this.markMentions(text, message));
           if (message.edited) {
             body.append(
               " ",
@@ -230,6 +234,9 @@ export class MessageList {
               }),
             );
           }
+        }
+        if (!message.deleted && message.attachments?.length) {
+          main.append(this.attachmentList(message.attachments)); // attachments.js
         }
         if (confirming) {
           main.append(
@@ -273,6 +280,7 @@ export class MessageList {
         if (starts) main.append(this.head(this.me, created, created.toISOString()));
         if (item.replyTo) main.append(this.replyQuote(item.replyTo));
         main.append(el("div", { className: "msg-body" }, linkify(item.body)));
+        if (item.attachments?.length) main.append(this.attachmentList(item.attachments));
         main.append(
           failed
             ? el(

@@ -11,5 +11,7 @@ export const CLOSE_SLOW_READER = close.slow_reader;
 export const CLOSE_TOO_MANY_SOCKETS = close.too_many_sockets;
 export const CLOSE_REVOKED = close.revoked;
 export const MAX_BODY = served.max_body_chars;
+export const MAX_ATTACHMENT_BYTES = served.max_attachment_bytes;
+export const ATTACHMENTS_PER_MESSAGE = served.attachments_per_message;
 export const HISTORY_MAX = served.history_max;
 export const TYPING_INTERVAL_MS = served.typing_interval_ms;

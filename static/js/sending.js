@@ -11,7 +11,9 @@ export class Sending {
     const { input } = this.dom;
     if (!room || this.status.state === "closed" || (!room.member && !room.draftTo)) return;
     const body = input.value.trim();
-    if (!body) return;
+    // The finished uploads go along (attachments.js); null while one is still uploading.
+    const attachments = this.readyAttachments(room);
+    if (!attachments || (!body && !attachments.length)) return;
     if (body.length > MAX_BODY) {
       this.toast(`A message may have at most ${MAX_BODY} characters.`);
       return;
@@ -26,6 +28,9 @@ export class Sending {
     // A reply keeps what it answers in the outbox: every retry, after a reload too, sends it.
     if (room.replyingTo) item.replyTo = room.replyingTo;
     room.replyingTo = null;
+    // Attachments too: a retry carries the same ids, and the pending copy shows the files.
+    if (attachments.length) item.attachments = attachments;
+    this.clearUploads(room);
     if (room.slug) item.room = room.slug;
     else item.to = room.draftTo;
     this.outbox.add(item);
@@ -51,6 +56,7 @@ export class Sending {
         ? { type: "send", room: item.room, body: item.body, ref: item.ref }
         : { type: "direct", to: item.to, body: item.body, ref: item.ref };
       if (item.replyTo) frame.reply_to = item.replyTo.id;
+      if (item.attachments?.length) frame.attachments = item.attachments.map((file) => file.id);
       if (!this.conn.send(frame)) break;
       item.sentAt = now;
       sent = true;

@@ -19,6 +19,8 @@ export function toMessage(raw) {
     replyTo: raw.reply_to || null,
     reactions: raw.reactions || {}, // emoji -> usernames (at most 100 listed)
     reactionCounts: raw.reaction_counts || {}, // emoji -> total, where the list was cut
+    attachments: raw.attachments || [], // [{id, name, size, content_type, url}] (attachments.js)
+    mentions: raw.mentions || [], // usernames it mentions, and "room" for `@room` (mentions.js)
   };
 }
 

@@ -29,8 +29,8 @@ function parse(text) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Django's CSRF token: the cookie, current even after a sign-in elsewhere rotated it; else the
- * one in the page (every chat page has a sign-out form). */
-function csrfToken() {
+ * one in the page (every chat page has a sign-out form). Uploads use it too (attachments.js). */
+export function csrfToken() {
   const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
   if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
   return document.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";

@@ -52,9 +52,10 @@ export class Views {
     const active = this.view === "room" && this.current === room;
     const online = room.kind === "direct" && this.online.has(room.name);
     const unread = room.unread;
+    const mentions = this.mentionCount(room); // mentions.js
     return {
       key: room.slug,
-      version: [room.name, room.kind, unread, active, online].join("|"),
+      version: [room.name, room.kind, unread, mentions, active, online].join("|"),
       build: () =>
         el(
           "li",
@@ -69,6 +70,7 @@ export class Views {
             },
             roomIcon(room, online),
             el("span", { className: "room-name", text: room.name }),
+            this.mentionBadge(mentions),
             el("span", {
               className: "badge",
               text: unread > 99 ? "99+" : String(unread),
@@ -271,6 +273,7 @@ export class Views {
     note.textContent = text;
     note.dataset.kind = kind;
     this.renderReplyBar();
+    this.renderUploads(); // attachments.js: the paperclip, and the room's uploads over the box
   }
 
   bannerDue() {

@@ -222,6 +222,8 @@ def server() -> Iterator[Server]:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             # Unique Redis keys and channels: never mix with another suite's workers.
             "CHATSITE_LAYER_PREFIX": prefix,
+            # Uploaded attachments go with the rest of the run, never into the checkout.
+            "CHATSITE_MEDIA_ROOT": str(workdir / "media"),
             "DJANGO_LOG_LEVEL": "WARNING",
         }
     )

@@ -24,7 +24,8 @@ from .frames import assert_error, assert_nothing_about, frames_about, is_, quiet
 pytestmark = pytest.mark.redis
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-# `deleted` is docs/protocol.md's extension; `reactions` is contract section 7's.
+# `deleted` is docs/protocol.md's extension; `reactions`, `mentions` and `attachments` are
+# contract section 7's.
 MESSAGE_KEYS = {
     "id",
     "seq",
@@ -35,8 +36,11 @@ MESSAGE_KEYS = {
     "ref",
     "deleted",
     "reactions",
+    "mentions",
+    "attachments",
 }
-# `topic`, `slow_mode`, `archived` and the user's `role` are docs/protocol.md's extensions.
+# `topic`, `slow_mode`, `archived` and the user's `role` are docs/protocol.md's extensions;
+# `mentions` is contract section 7's.
 HELLO_ROOM_KEYS = {
     "slug",
     "name",
@@ -46,6 +50,7 @@ HELLO_ROOM_KEYS = {
     "slow_mode",
     "archived",
     "unread",
+    "mentions",
     "role",
 }
 
@@ -126,6 +131,7 @@ async def test_hello_is_the_first_frame_and_lists_the_users_rooms(site):
             "slow_mode": 0,
             "archived": False,
             "unread": 0,
+            "mentions": 0,
             "role": "owner",
         },
         {
@@ -137,6 +143,7 @@ async def test_hello_is_the_first_frame_and_lists_the_users_rooms(site):
             "slow_mode": 0,
             "archived": False,
             "unread": 0,
+            "mentions": 0,
             "role": "owner",
         },
     ]
@@ -201,6 +208,7 @@ async def test_join_answers_joined_tells_the_room_and_the_users_other_tabs(site)
             "slow_mode": 0,
             "archived": False,
             "unread": 0,
+            "mentions": 0,
             "role": "member",
         },
     }
@@ -292,6 +300,8 @@ async def test_send_is_acked_and_delivered_to_every_connection_of_the_room(site)
             "ref": "m-1",
             "deleted": False,  # docs/protocol.md: an extension field
             "reactions": {},
+            "mentions": [],
+            "attachments": [],
         },
     }
     # The sender's tab, the sender's other tab (worker 2), another member (worker 2).
@@ -511,18 +521,27 @@ async def test_read_tells_every_tab_of_the_user_and_unread_counts_own_messages_a
         "slow_mode": 0,
         "archived": False,
         "unread": 3,
+        "mentions": 0,
         "role": "owner",
     }
     assert entry((await s.bob.tab(1)).hello)["unread"] == 0  # own messages count as read
 
     await quiet(s.a1, s.a2, s.b2)
     reply = await s.a2.request(type="read", room=s.room, seq=1, ref="r1")
-    assert reply == {"type": "unread", "room": s.room, "count": 2, "last_read": 1, "ref": "r1"}
+    assert reply == {
+        "type": "unread",
+        "room": s.room,
+        "count": 2,
+        "last_read": 1,
+        "mentions": 0,
+        "ref": "r1",
+    }
     assert await s.a1.wait_for(is_("unread", s.room)) == {
         "type": "unread",
         "room": s.room,
         "count": 2,
         "last_read": 1,
+        "mentions": 0,
     }
     await assert_nothing_about(s.room, s.b2, s.c1)
     # docs/protocol.md: never back, never past last_seq.
@@ -545,6 +564,7 @@ async def test_read_tells_every_tab_of_the_user_and_unread_counts_own_messages_a
         "slow_mode": 0,
         "archived": False,
         "unread": 0,
+        "mentions": 0,
         "role": "owner",
     }
     assert entry((await s.bob.tab(1)).hello)["unread"] == 1
@@ -609,6 +629,8 @@ async def test_direct_makes_the_room_on_first_use_room_added_before_message(site
             "ref": "d1",
             "deleted": False,
             "reactions": {},
+            "mentions": [],
+            "attachments": [],
         },
     }
     for tab, other in ((b1, alice), (b2, alice), (a2, bob), (a1, bob)):

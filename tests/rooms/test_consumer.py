@@ -55,6 +55,7 @@ async def test_hello_lists_the_users_rooms_with_unread_counts(connect, public_ro
         "slow_mode": 0,
         "archived": False,
         "unread": 2,
+        "mentions": 0,
         "role": "member",
     }
 
@@ -214,7 +215,13 @@ async def test_read_updates_unread_on_every_tab(connect, public_room, alice, bob
     reply = await b1.request(type="read", room="lobby", seq=2)
     assert reply["type"] == "unread" and reply["count"] == 1 and reply["last_read"] == 2
     other = await b2.recv_type("unread")
-    assert other == {"type": "unread", "room": "lobby", "count": 1, "last_read": 2}
+    assert other == {
+        "type": "unread",
+        "room": "lobby",
+        "count": 1,
+        "last_read": 2,
+        "mentions": 0,
+    }
 
 
 async def test_typing_reaches_other_users_never_the_typists_tabs(connect, public_room, alice, bob):
