@@ -110,6 +110,57 @@ class Account:
         except ValueError:
             return status, body
 
+    def send_request(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        base: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Any request of this session, to `base` (another worker) or the account's server, as
+        a page's script sends it: with Origin, and the CSRF token in X-CSRFToken. Returns the
+        status, headers and raw body."""
+        base = (base or self.base).rstrip("/")
+        request = urllib.request.Request(  # noqa: S310 - test server
+            base + path, data=body, method=method, headers=headers or {}
+        )
+        if method != "GET":
+            request.add_header("Origin", base)
+            request.add_header("X-CSRFToken", self.cookie_value("csrftoken") or "")
+        try:
+            with self.opener.open(request, timeout=HTTP_TIMEOUT) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def upload(
+        self, slug: str, name: str, content: bytes, base: str | None = None
+    ) -> tuple[int, Any]:
+        """POST /api/rooms/<slug>/attachments: a multipart form with the file as `file`."""
+        boundary = f"----chatsite{time.monotonic_ns()}"
+        body = b"".join(
+            [
+                f"--{boundary}\r\n".encode(),
+                f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'.encode(),
+                b"Content-Type: application/octet-stream\r\n\r\n",
+                content,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
+        status, _, answer = self.send_request(
+            f"/api/rooms/{slug}/attachments",
+            method="POST",
+            body=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            base=base,
+        )
+        try:
+            return status, json.loads(answer)
+        except ValueError:
+            return status, answer
+
     # --- the site's forms -----------------------------------------------------------------------
 
     @classmethod

@@ -7,6 +7,8 @@ import signal
 
 import pytest
 
+from tests.files import png
+
 from .conftest import healthz
 from .traffic import assert_nothing_lost, chatter, worker_of
 
@@ -113,3 +115,37 @@ async def test_healthz_answers_200_on_an_idle_worker_with_open_sockets(live_clus
     assert statuses == [200, 200, 200], (
         f"/healthz of the worker holding alice's socket answered {statuses} while it is idle"
     )
+
+
+async def test_attachments_go_up_through_nginx_and_nginx_sends_them(live_cluster, clients):
+    """A worker checks who asks for a file, then nginx sends it (X-Accel-Redirect): bob gets
+    alice's picture whichever worker answers; nobody reaches the files nginx keeps internal."""
+    alice, bob = clients("alice"), clients("bob")
+    room = f"files-{alice.username}"
+    await asyncio.to_thread(alice.create_room, room)
+    for client in (alice, bob):
+        await client.start()
+    await bob.join(room)
+    picture = png(16, 16)
+    status, attachment = await asyncio.to_thread(alice.account.upload, room, "square.png", picture)
+    assert status == 201, attachment
+    ack = await alice.call(
+        {"type": "send", "room": room, "body": "a square", "attachments": [attachment["id"]]}
+    )
+    assert ack["type"] == "ack", ack
+    await bob.wait_for(
+        lambda: any(m["attachments"] == [attachment] for m in bob.view.get(room, {}).values()),
+        what="the message with the picture",
+    )
+    for _ in range(3):  # whichever worker nginx asks
+        status, headers, body = await asyncio.to_thread(bob.account.send_request, attachment["url"])
+        assert (status, body, headers["Content-Type"]) == (200, picture, "image/png")
+        assert "X-Accel-Redirect" not in headers
+    stored = next(live_cluster.media_root.rglob("*.png")).relative_to(live_cluster.media_root)
+    status, _, _ = await asyncio.to_thread(bob.account.send_request, f"/protected-media/{stored}")
+    assert status == 404
+    # nginx lets an upload just over the limit through, so that the site says why.
+    status, refused = await asyncio.to_thread(
+        alice.account.upload, room, "big.png", picture + b"\0" * (10 * 1024 * 1024)
+    )
+    assert (status, refused["error"]) == (413, "too_large")

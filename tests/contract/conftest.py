@@ -170,6 +170,8 @@ def running_site(backing: Backing, **env: str) -> Iterator[Site]:
         "DATABASE_URL": backing.database_url,
         "REDIS_URL": backing.redis_url,
         "CHATSITE_LAYER_PREFIX": prefix,
+        # Attachments: one folder for both workers, as a shared file system would be.
+        "CHATSITE_MEDIA_ROOT": str(backing.logs / f"{prefix}-media"),
         **env,
     }
     ports: list[int] = []

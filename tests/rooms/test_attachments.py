@@ -3,8 +3,6 @@ only to those who may see the room, and gone with their message."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from typing import Any
 
 import pytest
@@ -14,28 +12,10 @@ from django.test import Client
 
 from rooms import attachments, moderation, services
 from rooms.models import Attachment, Room
+from tests.files import pdf, png, program
 
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real PNG: red pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    rows = b"".join(b"\0" + b"\xff\0\0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\0" * 200
+PDF = pdf("plan")
+EXE = program()
 
 
 @pytest.fixture(autouse=True)
