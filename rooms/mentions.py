@@ -72,8 +72,9 @@ def written_names(body: str) -> list[str]:
 def find(*, body: str, room_id: int, author: User, is_staff: Callable[[User], bool]) -> Found:
     """The members of the room the body mentions (never the author), in one query.
 
-    A name matches its user written as the username is, or in lower case ("@Alice" and
-    "@alice" for Alice): the look-up stays on the username's unique index. `@room` counts
+    A name finds a username spelled as written, all in lower case or capitalised ("@ALICE",
+    "@alice" and "@Alice" find a user alice or Alice): the look-up stays on the username's
+    unique index. `@room` counts
     only from an owner or moderator of the room, or staff (`is_staff`, read live).
     """
     written = written_names(body) if "@" in body else []
