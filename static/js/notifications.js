@@ -20,6 +20,13 @@ export function notificationText(body) {
   return chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join("")}…` : line;
 }
 
+/** What a message of files alone says: "sent plan.pdf", "sent 3 files". */
+function attachmentsText(attachments) {
+  const files = attachments || [];
+  if (files.length === 1) return `sent ${files[0].name}`;
+  return files.length ? `sent ${files.length} files` : "";
+}
+
 function bell() {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", "0 0 20 20");
@@ -92,7 +99,7 @@ export class Notifications {
     let notification;
     try {
       notification = new Notification(title, {
-        body: notificationText(message.body),
+        body: notificationText(message.body) || attachmentsText(message.attachments),
         tag: `chat-room:${room.slug}`, // one per room: a newer one replaces it
         renotify: true,
       });
