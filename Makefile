@@ -27,7 +27,7 @@ run: $(VENV)/.installed
 
 ## test: the whole suite (real Redis, PostgreSQL, nginx and Chromium where available)
 test: $(VENV)/.installed-dev
-	CHATSITE_DEV=1 $(BIN)/pytest $(TESTS)
+	CHATSITE_DEV=1 $(BIN)/pytest --durations=15 $(TESTS)
 
 ## lint: ruff and mypy
 lint: $(VENV)/.installed-dev

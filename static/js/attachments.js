@@ -2,40 +2,16 @@
 // composer's paperclip, a drop on the room, or a paste into the composer. Each upload waits as
 // a chip over the composer until the message goes: `send` then carries the finished uploads'
 // ids in `attachments`, and the outbox item keeps the attachments themselves, so every retry
-// (and the pending copy after a reload) has them (sending.js). In the message list, images show
-// as thumbnails that open the full image in a new tab, other files as download links.
+// (and the pending copy after a reload) has them (sending.js). files.js shows them in messages.
 
 import { el, icon, newRef, reconcile } from "./dom.js";
 import { ATTACHMENTS_PER_MESSAGE, MAX_ATTACHMENT_BYTES } from "./protocol.js";
 import { csrfToken } from "./transports.js";
-import { NEAR_BOTTOM_PX } from "./ui.js";
+import { humanSize, isImage, localUrl } from "./files.js";
 
 // The server's limits, as it serves them with the page (else the contract's).
 export const MAX_BYTES = MAX_ATTACHMENT_BYTES || 10 * 1024 * 1024;
 export const MAX_FILES = ATTACHMENTS_PER_MESSAGE || 10;
-
-/** "512 B", "1.2 MB", "10 MB": binary units, as the limit is counted. */
-export function humanSize(bytes) {
-  if (!(bytes >= 1024)) return `${Math.max(0, Math.round(bytes) || 0)} B`;
-  const units = ["KB", "MB", "GB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  const shown = value < 10 ? value.toFixed(1).replace(/\.0$/, "") : String(Math.round(value));
-  return `${shown} ${units[unit]}`;
-}
-
-export function isImage(attachment) {
-  return String(attachment.content_type || "").startsWith("image/");
-}
-
-/** Only a path on this site becomes a link or an image source ("//host" and "/\host" are not). */
-function localUrl(url) {
-  return typeof url === "string" && /^\/(?![/\\])/.test(url) ? url : null;
-}
 
 function carriesFiles(event) {
   return Array.from(event.dataTransfer?.types || []).includes("Files");
@@ -131,8 +107,7 @@ export class Attachments {
     });
     this.bindDrop(area);
     // Thumbnails grow as they load: the reader is kept where they were.
-    this.imageHeights = new WeakMap();
-    this.imageObserver = new ResizeObserver((entries) => this.onImagesResized(entries));
+    this.bindMessageFiles();
     this.adoptAttachments();
   }
 
@@ -434,77 +409,5 @@ export class Attachments {
     if (bar) bar.value = percent;
     const label = chip.querySelector(".upload-percent");
     if (label) label.textContent = `Uploading… ${percent}%`;
-  }
-
-  // --- in messages (messages.js) ------------------------------------------------------------
-
-  /** A message's files: images as thumbnails, anything else as a download link. */
-  attachmentList(attachments) {
-    return el(
-      "div",
-      { className: "attachments" },
-      attachments.map((attachment) => this.attachmentView(attachment)),
-    );
-  }
-
-  attachmentView(attachment) {
-    const url = localUrl(attachment.url);
-    const name = String(attachment.name || "file");
-    const size = humanSize(attachment.size);
-    if (isImage(attachment) && url) {
-      const img = el("img", { src: url, alt: name, loading: "lazy", decoding: "async" });
-      // Not yet loaded: it takes no room until it does (onImagesResized keeps the place).
-      if (!img.complete) this.imageHeights?.set(img, 0);
-      this.imageObserver?.observe(img);
-      return el(
-        "a",
-        {
-          className: "attachment-image",
-          href: url,
-          target: "_blank",
-          rel: "noopener noreferrer",
-          title: `${name} (${size})`,
-        },
-        img,
-      );
-    }
-    return el(
-      url ? "a" : "span",
-      {
-        className: "attachment-file",
-        href: url,
-        download: url ? true : null,
-        title: url ? `Download ${name}` : name,
-      },
-      icon("file"),
-      el("span", { className: "attachment-name", text: name }),
-      el("span", { className: "attachment-size", text: size }),
-    );
-  }
-
-  /**
-   * Thumbnails loaded, so the list grew: a reader at the bottom stays at the bottom, and one
-   * reading further up keeps their place when images above them grow (the scroller does not
-   * anchor by itself: `overflow-anchor: none`).
-   */
-  onImagesResized(entries) {
-    const { scroller } = this.dom;
-    if (!scroller) return;
-    const top = scroller.getBoundingClientRect().top;
-    let growth = 0;
-    let above = 0;
-    for (const entry of entries) {
-      const img = entry.target;
-      const height = img.getBoundingClientRect().height;
-      const before = this.imageHeights.get(img);
-      this.imageHeights.set(img, height);
-      if (before === undefined || !img.isConnected || !scroller.contains(img)) continue;
-      growth += height - before;
-      if (img.getBoundingClientRect().bottom <= top) above += height - before;
-    }
-    if (!growth) return;
-    const distance = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
-    if (distance - growth < NEAR_BOTTOM_PX) scroller.scrollTop = scroller.scrollHeight;
-    else if (above) scroller.scrollTop += above;
   }
 }

@@ -3,7 +3,7 @@
 // with the same `ref` until acked. The pages are rendered by Django first; this module adopts
 // what is on the page, then keeps it live. The app's methods live in modules by concern
 // (frames.js, sending.js, navigation.js, messages.js, views.js, moderation.js, moderator.js,
-// search.js, replies.js, reactions.js, mentions.js, notifications.js, attachments.js);
+// search.js, replies.js, reactions.js, mentions.js, notifications.js, attachments.js, files.js);
 // docs/client.md describes the behaviour, docs/protocol.md the frames.
 
 import { el } from "./dom.js";
@@ -23,6 +23,7 @@ import {
   TYPING_SEND_EVERY_MS,
 } from "./ui.js";
 import { Attachments } from "./attachments.js";
+import { MessageFiles } from "./files.js";
 import { ServerFrames } from "./frames.js";
 import { MessageList } from "./messages.js";
 import { Mentions } from "./mentions.js";
@@ -479,7 +480,8 @@ class ChatApp {
 }
 
 const parts = [ServerFrames, Sending, Navigation, MessageList, Views, Moderation, ModeratorTools];
-mixin(ChatApp, ...parts, Search, Replies, Reactions, Mentions, Notifications, Attachments);
+const features = [Search, Replies, Reactions, Mentions, Notifications, Attachments, MessageFiles];
+mixin(ChatApp, ...parts, ...features);
 
 const root = document.getElementById("app");
 if (root) {
