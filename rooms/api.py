@@ -138,12 +138,15 @@ def _upload(request: HttpRequest, user: Any, slug: str) -> JsonResponse:
 
 
 async def discard_attachment(request: HttpRequest, attachment_id: int) -> HttpResponse:
-    """DELETE /api/attachments/<id> (CSRF): remove one of the user's unsent uploads; 204."""
+    """DELETE /api/attachments/<id> (CSRF): remove one of the user's unsent uploads; 204.
+
+    Each costs one of the user's queries, as a page of history does."""
     if request.method != "DELETE":
         return JsonResponse({"error": "bad_request", "detail": "Use DELETE."}, status=405)
     user = await request.auser()
     if not user.is_authenticated:
         return JsonResponse({"error": "forbidden", "detail": "Sign in first."}, status=403)
+    await ratelimit.wait_for(user.pk, ratelimit.queries())
     try:
         await sync_to_async(attachments.discard)(user=user, attachment_id=attachment_id)
     except services.AttachmentNotFound as exc:
